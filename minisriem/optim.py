@@ -1,0 +1,77 @@
+"""Adam with coupled L2 (as ``torch.optim.Adam(weight_decay=...)``) and a step schedule.
+
+opt = Adam(model.params, lr=1e-3, l2=1e-5)
+loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
+opt.step(model.params, grads)        # updates the arrays in place
+opt.lr = step_lr(1e-3, epoch)        # x 0.1 every 3 epochs
+"""
+
+import numpy as np
+
+__all__ = ["Adam", "step_lr"]
+
+
+def step_lr(base_lr, epoch, step=3, gamma=0.1):
+    """Learning rate of ``epoch`` (0-based): ``base_lr * gamma ** (epoch // step)``.
+
+    The paper's schedule: 1e-3, multiplied by 0.1 every 3 epochs.
+    """
+    return base_lr * gamma ** (epoch // step)
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with L2 coupled into the gradient.
+
+    For every parameter ``w`` with gradient ``g``, at step ``k = 1, 2, ...``::
+
+        g  = g + l2 * w                       (coupled weight decay)
+        m  = beta1 * m + (1 - beta1) * g
+        v  = beta2 * v + (1 - beta2) * g**2
+        w -= lr * (m / (1 - beta1**k)) / (sqrt(v / (1 - beta2**k)) + eps)
+
+    Parameters
+    ----------
+    params : dict of arrays, the parameters (used for the state's shapes)
+    lr, l2, beta1, beta2, eps : float
+    """
+
+    def __init__(self, params, lr=1e-3, l2=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.l2 = lr, l2
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.t = 0
+        self.m = {k: np.zeros_like(w) for k, w in params.items()}
+        self.v = {k: np.zeros_like(w) for k, w in params.items()}
+
+    def step(self, params, grads):
+        """Update every array in ``params`` in place from ``grads`` (same keys)."""
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        bc1 = 1.0 - b1**self.t
+        bc2 = 1.0 - b2**self.t
+        for k, w in params.items():
+            g = grads[k]
+            if self.l2:
+                g = g + self.l2 * w
+            m, v = self.m[k], self.v[k]
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * (g * g)
+            denom = np.sqrt(v / bc2) + self.eps
+            w -= (self.lr / bc1) * m / denom
+
+    def state_dict(self):
+        """The optimiser's state as a flat dict of arrays (for ``np.savez``)."""
+        state = {"t": np.array(self.t), "lr": np.array(self.lr)}
+        for k in self.m:
+            state[f"m/{k}"] = self.m[k]
+            state[f"v/{k}"] = self.v[k]
+        return state
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned."""
+        self.t = int(state["t"])
+        self.lr = float(state["lr"])
+        for k in self.m:
+            self.m[k][...] = state[f"m/{k}"]
+            self.v[k][...] = state[f"v/{k}"]
