@@ -1,0 +1,145 @@
+"""Where datasets live, and where their prepared arrays are cached.
+
+One rule, used by every command: a dataset named ``NAME`` is the folder
+``DATA_DIR/NAME/``, where ``DATA_DIR`` is the ``--data-dir`` argument, else
+the environment variable ``MINISRIEM_DATA``, else ``./data``. The folder holds
+either the raw file or SR-GNN pickles (``train.txt``, ``test.txt`` and
+optionally ``all_train_seq.txt``; used first when both are present):
+
+=================  ========================  =======================================
+NAME               raw file                  public source
+=================  ========================  =======================================
+``diginetica``     ``train-item-views.csv``  CIKM Cup 2016 (DIGINETICA)
+``yoochoose1_64``  ``yoochoose-clicks.dat``  RecSys Challenge 2015 (YOOCHOOSE)
+``yoochoose1_4``   ``yoochoose-clicks.dat``  RecSys Challenge 2015 (YOOCHOOSE)
+``custom``         ``clicks.csv``            your own click log
+=================  ========================  =======================================
+
+A custom log ``DATA_DIR/custom/clicks.csv`` is comma-separated with the
+header columns ``session_id,item_id,timestamp`` (integer ids; a time as
+Unix seconds or ISO ``YYYY-MM-DD[ HH:MM:SS]``) and the last 7 days are the
+test period. A ``DATA_DIR/custom/custom.json`` can change any of that, e.g.
+``{"file": "log.tsv", "delimiter": "\\t", "session_col": "sid",
+"item_col": "iid", "time_col": "ts", "time_format": "unix_ms",
+"test_days": 1}``.
+
+Prepared arrays go to ``DATA_DIR/NAME/prepared/``, or, when that folder
+cannot be written or is marked read-only (no write permission bits), to
+``$XDG_CACHE_HOME/minisriem/NAME/`` (default ``~/.cache/minisriem/NAME/``).
+They are rebuilt when a source file's size or modification time changes.
+"""
+
+import json
+import os
+
+from .errors import DataError
+
+RAW_FILES = {
+    "diginetica": "train-item-views.csv",
+    "yoochoose1_64": "yoochoose-clicks.dat",
+    "yoochoose1_4": "yoochoose-clicks.dat",
+    "custom": "clicks.csv",
+}
+PUBLIC_SOURCES = {
+    "diginetica": "the CIKM Cup 2016 DIGINETICA data (train-item-views.csv)",
+    "yoochoose1_64": "the RecSys Challenge 2015 YOOCHOOSE data (yoochoose-clicks.dat)",
+    "yoochoose1_4": "the RecSys Challenge 2015 YOOCHOOSE data (yoochoose-clicks.dat)",
+}
+CUSTOM_OPTIONS = ("session_col", "item_col", "time_col", "delimiter", "time_format")
+SRGNN_FILES = ("train.txt", "test.txt")
+
+
+def resolve_data_dir(data_dir=None):
+    """The data folder: the argument, else ``$MINISRIEM_DATA``, else ``./data``.
+
+    Parameters
+    ----------
+    data_dir : str, optional
+
+    Returns
+    -------
+    str
+        An absolute path (it need not exist).
+    """
+    chosen = data_dir or os.environ.get("MINISRIEM_DATA") or "data"
+    return os.path.abspath(os.path.expanduser(chosen))
+
+
+def user_cache_dir(name):
+    """``$XDG_CACHE_HOME/minisriem/NAME`` (default ``~/.cache/minisriem/NAME``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "minisriem", name)
+
+
+def writable(folder):
+    """Whether we may write into ``folder`` (or create it).
+
+    A folder whose write permission bits are all off counts as read-only
+    even for a user, such as root, whom the system would let write.
+    """
+    while not os.path.exists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    mode = os.stat(folder).st_mode
+    return os.path.isdir(folder) and os.access(folder, os.W_OK) and bool(mode & 0o222)
+
+
+def find_source(name, folder):
+    """What is in a dataset folder.
+
+    Parameters
+    ----------
+    name : str
+        One of the names in ``RAW_FILES``.
+    folder : str
+        ``DATA_DIR/NAME``.
+
+    Returns
+    -------
+    kind : {"srgnn", "raw"}
+    paths : list of str
+        The source files (for the fingerprint).
+    options : dict
+        For ``custom``: the reader options and ``test_days``.
+    """
+    pickles = [os.path.join(folder, f) for f in SRGNN_FILES]
+    if all(os.path.isfile(p) for p in pickles):
+        extra = os.path.join(folder, "all_train_seq.txt")
+        return "srgnn", pickles + ([extra] if os.path.isfile(extra) else []), {}
+    options, paths = {}, []
+    raw = os.path.join(folder, RAW_FILES[name])
+    if name == "custom":
+        config = os.path.join(folder, "custom.json")
+        if os.path.isfile(config):
+            options = _custom_options(config)
+            paths.append(config)
+            raw = os.path.join(folder, options.pop("file", RAW_FILES[name]))
+    if os.path.isfile(raw):
+        return "raw", [raw, *paths], options
+    if name == "custom":
+        raise DataError(
+            f"no data for 'custom': put your click log at {raw} (columns session_id,item_id,"
+            f"timestamp) or name another file and columns in {os.path.join(folder, 'custom.json')}"
+        )
+    raise DataError(
+        f"no data for {name!r}: put {RAW_FILES[name]} (or SR-GNN's train.txt and test.txt) "
+        f"in {folder}/; it is {PUBLIC_SOURCES[name]}; the data folder is --data-dir, "
+        "else $MINISRIEM_DATA, else ./data"
+    )
+
+
+def _custom_options(path):
+    try:
+        with open(path) as f:
+            options = json.load(f)
+    except ValueError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(options, dict):
+        raise DataError(f"{path}: expected a JSON object of options")
+    allowed = {"file", "test_days", *CUSTOM_OPTIONS}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise DataError(f"{path}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+    return options

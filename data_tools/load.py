@@ -1,0 +1,81 @@
+"""``load_dataset``: one call from a dataset name to arrays the model can use."""
+
+import os
+import warnings
+
+from .datadir import RAW_FILES, find_source, resolve_data_dir, user_cache_dir, writable
+from .dataset import ARRAYS, load_prepared, read_info
+from .errors import DataError
+from .fileio import fingerprint
+from .srgnn import import_srgnn
+from .synthetic import make_synthetic
+
+NAMES = ("synthetic", *RAW_FILES)
+
+
+def load_dataset(name, data_dir=None, **synthetic_options):
+    """Load a dataset by name, or from a prepared folder or ``.npz`` file.
+
+    Parameters
+    ----------
+    name : str
+        ``"synthetic"`` (generated in memory), ``"diginetica"``,
+        ``"yoochoose1_64"``, ``"yoochoose1_4"``, ``"custom"``, or a path to
+        a prepared ``dataset.npz`` or the folder holding it.
+    data_dir : str, optional
+        See :func:`data_tools.resolve_data_dir` for where ``NAME`` is looked up.
+    **synthetic_options
+        Passed to :func:`data_tools.synthetic.make_synthetic` (``seed``,
+        ``n_items``, ``n_sessions``, ...); only for ``"synthetic"``.
+
+    Returns
+    -------
+    Dataset
+        Raw data is prepared once and cached (see :mod:`data_tools.datadir`).
+    """
+    if name == "synthetic":
+        return make_synthetic(**synthetic_options)
+    if synthetic_options:
+        raise TypeError(f"options {sorted(synthetic_options)} apply to 'synthetic' only")
+    if name not in NAMES:
+        if os.path.isfile(name) or os.path.isfile(os.path.join(name, ARRAYS)):
+            return load_prepared(name)
+        raise DataError(
+            f"unknown dataset {name!r}: use one of {', '.join(NAMES)}, "
+            "or the path of a prepared dataset.npz or its folder"
+        )
+    folder = os.path.join(resolve_data_dir(data_dir), name)
+    kind, paths, options = find_source(name, folder)
+    source = fingerprint(paths)
+    caches = [os.path.join(folder, "prepared"), user_cache_dir(name)]
+    for cache in caches:
+        info = read_info(cache)
+        if info is not None and info["provenance"].get("source") == source:
+            return load_prepared(cache)
+
+    ds = _build(name, kind, folder, paths, options)
+    for cache in caches:
+        if writable(cache):
+            try:
+                ds.save(cache)
+                break
+            except OSError:
+                continue
+    else:
+        warnings.warn(f"could not cache {name!r} in {' or '.join(caches)}", stacklevel=2)
+    return ds
+
+
+def _build(name, kind, folder, paths, options):
+    from .preprocess import prepare_custom, prepare_diginetica, prepare_yoochoose
+
+    if kind == "srgnn":
+        return import_srgnn(folder, name)
+    raw = paths[0]
+    if name == "diginetica":
+        return prepare_diginetica(raw)
+    if name.startswith("yoochoose"):
+        return prepare_yoochoose(raw, names=(name,))[name]
+    ds = prepare_custom(raw, **options)
+    ds.provenance["source"] = fingerprint(paths)  # include custom.json
+    return ds
