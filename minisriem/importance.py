@@ -9,9 +9,24 @@ how much weight each item got. All modules share one API::
 ``params`` is the model's parameter dict; a module reads only its own keys and
 ``dparams`` has exactly those keys. ``cache["beta"]`` (B, L) holds the weight
 each position received (0 at padding). ``PARAM_SHAPES[name](d, l, variant)``
-gives the shapes of a module's parameters.
+gives the shapes of a module's parameters; keys never collide with the
+model's own ("E", "W0", "b0").
 
-This file holds SR-IEM's module (eq. 1-6), composed from the layers.
+This file holds SR-IEM's module (eq. 1-6) and the two alternatives the paper
+compares it with in Fig. 3 (Section 4.3), all composed from the layers of
+:mod:`minisriem.layers` plus two small layers defined here:
+
+=========  ==============================================  ====================
+name       long-term preference ``z_l``                    ``cache["beta"]``
+=========  ==============================================  ====================
+"iem"      SR-IEM, eq. (1)-(6)                             softmax weights (5)
+"stamp"    SR-STAMP: STAMP's attention (Liu et al., KDD     STAMP's raw weights
+           2018), query = last item and mean of items      ``a_i`` (no softmax)
+"sat"      SR-SAT: scaled dot-product self-attention        attention each
+           (Vaswani et al., 2017), then average pooling     position receives
+=========  ==============================================  ====================
+
+Shape letters are those of :mod:`minisriem.layers` (B, L, d, l).
 """
 
 import numpy as np
@@ -119,5 +134,302 @@ def iem_backward(dz_l, cache):
     return demb, {"Wq": dWq, "Wk": dWk}
 
 
-MODULES = {"iem": (iem_forward, iem_backward)}
-PARAM_SHAPES = {"iem": iem_param_shapes}
+# --------------------------------------------------------------------------
+# Helpers and two small layers used by the alternatives of Fig. 3
+# --------------------------------------------------------------------------
+def mean_weights(item_seq_len, L, dtype=np.float64):
+    """Weights of a mean over the real positions: ``1 / t_b`` there, 0 at padding.
+
+    ``weighted_pool_forward(mean_weights(...), x)`` is the average of a
+    session's real rows of ``x``, so a mean needs no layer of its own.
+
+    Parameters
+    ----------
+    item_seq_len : int array of shape (B,)
+    L : int
+    dtype : numpy dtype of the result
+
+    Returns
+    -------
+    w : array of shape (B, L)
+    """
+    valid = layers.valid_mask(item_seq_len, L)  # B,L
+    t = np.asarray(item_seq_len)[:, None]  # B,1
+    return (valid / t).astype(dtype)
+
+
+def scaled_dot_forward(Q, K, scale):
+    """Scaled dot products of every query with every key, ``S = scale * Q K^T``.
+
+    Parameters
+    ----------
+    Q, K : arrays of shape (B, L, k)
+    scale : float (``1 / sqrt(k)`` in scaled dot-product attention)
+
+    Returns
+    -------
+    S : array of shape (B, L, L), ``S[b, i, j] = scale * Q[b, i] . K[b, j]``
+    cache : tuple
+    """
+    scale = float(scale)  # keep Q's dtype
+    S = scale * (Q @ K.transpose(0, 2, 1))
+    return S, (Q, K, scale)
+
+
+def scaled_dot_backward(dS, cache):
+    """``dQ = scale * dS K`` and ``dK = scale * dS^T Q``.
+
+    Returns
+    -------
+    dQ, dK : arrays of shape (B, L, k)
+    """
+    Q, K, scale = cache
+    return scale * (dS @ K), scale * (dS.transpose(0, 2, 1) @ Q)
+
+
+def attention_apply_forward(A, V):
+    """Mix the values with the attention weights, ``H = A V`` per session.
+
+    Parameters
+    ----------
+    A : array of shape (B, L, L), ``A[b, i, j]`` = attention of query i to key j
+    V : array of shape (B, L, k)
+
+    Returns
+    -------
+    H : array of shape (B, L, k), ``H[b, i] = sum_j A[b, i, j] V[b, j]``
+    cache : tuple
+    """
+    return A @ V, (A, V)
+
+
+def attention_apply_backward(dH, cache):
+    """``dA = dH V^T`` and ``dV = A^T dH``.
+
+    Returns
+    -------
+    dA : array of shape (B, L, L)
+    dV : array of shape (B, L, k)
+    """
+    A, V = cache
+    return dH @ V.transpose(0, 2, 1), A.transpose(0, 2, 1) @ dH
+
+
+# --------------------------------------------------------------------------
+# SR-STAMP: STAMP's attention as the importance module (Fig. 3)
+# --------------------------------------------------------------------------
+def stamp_param_shapes(d, l, variant):
+    """Shapes of SR-STAMP's parameters (``l`` and ``variant`` are unused).
+
+    ``stamp_W1, stamp_W2, stamp_W3: (d, d)`` map the item, the last item and
+    the session mean; ``stamp_ba: (d,)`` is the bias ``b_a``; ``stamp_w0: (d,)``
+    turns a hidden vector into one weight.
+    """
+    return {
+        "stamp_W1": (d, d),
+        "stamp_W2": (d, d),
+        "stamp_W3": (d, d),
+        "stamp_ba": (d,),
+        "stamp_w0": (d,),
+    }
+
+
+def stamp_forward(emb, item_seq_len, params, variant=None):
+    """STAMP's attention (Liu et al., KDD 2018, eq. 7-8 there) in SR-IEM's framework.
+
+    The query mixes the session's general interest, the mean of its items,
+    with its current interest, the last item::
+
+        m_s = (1/t) sum_i e_i                                 session mean
+        h_i = sigmoid(e_i W1 + e_t W2 + m_s W3 + b_a)         (d,) per item
+        a_i = h_i . w0                                        raw weight
+        z_l = sum_i a_i e_i                                   over real i
+
+    As in STAMP, ``a_i`` is used raw: no softmax, so the weights need not be
+    positive nor sum to one. ``cache["beta"]`` reports these raw ``a_i``
+    (0 at padding). ``variant`` does not change this module (the model's
+    fusion still follows it).
+
+    Parameters
+    ----------
+    emb : array of shape (B, L, d)
+    item_seq_len : int array of shape (B,)
+    params : dict with "stamp_W1", "stamp_W2", "stamp_W3" (d, d),
+        "stamp_ba" (d,), "stamp_w0" (d,)
+    variant : ignored
+
+    Returns
+    -------
+    z_l : array of shape (B, d)
+    cache : dict; ``cache["beta"]`` is (B, L)
+    """
+    B, L, d = emb.shape
+    valid = layers.valid_mask(item_seq_len, L)  # B,L
+    w_mean = mean_weights(item_seq_len, L, emb.dtype)  # B,L
+    m_s, mean_cache = layers.weighted_pool_forward(w_mean, emb)  # B,d
+    e_t, last_cache = layers.last_item_forward(emb, item_seq_len)  # B,d
+    u_item, item_cache = layers.linear_forward(emb, params["stamp_W1"])  # B,L,d
+    u_last, last_lin_cache = layers.linear_forward(e_t, params["stamp_W2"])  # B,d
+    u_mean, mean_lin_cache = layers.linear_forward(m_s, params["stamp_W3"], params["stamp_ba"])
+    pre = u_item + (u_last + u_mean)[:, None, :]  # B,L,d: one query per session
+    h, sig_cache = layers.sigmoid_forward(pre)  # B,L,d
+    a, w0_cache = layers.linear_forward(h, params["stamp_w0"][:, None])  # B,L,1
+    beta = np.where(valid, a[:, :, 0], 0).astype(emb.dtype, copy=False)  # B,L
+    z_l, pool_cache = layers.weighted_pool_forward(beta, emb)  # B,d
+    cache = {
+        "beta": beta,
+        "valid": valid,
+        "layers": (
+            mean_cache,
+            last_cache,
+            item_cache,
+            last_lin_cache,
+            mean_lin_cache,
+            sig_cache,
+            w0_cache,
+            pool_cache,
+        ),
+    }
+    return z_l, cache
+
+
+def stamp_backward(dz_l, cache):
+    """Backward pass of :func:`stamp_forward`.
+
+    ``e_i`` reaches ``z_l`` four ways: as the pooled vector, through
+    ``e_i W1``, through the last item ``e_t`` and through the mean ``m_s``;
+    ``demb`` sums the four.
+
+    Returns
+    -------
+    demb : array of shape (B, L, d)
+    dparams : dict with "stamp_W1", "stamp_W2", "stamp_W3", "stamp_ba", "stamp_w0"
+    """
+    (
+        mean_cache,
+        last_cache,
+        item_cache,
+        last_lin_cache,
+        mean_lin_cache,
+        sig_cache,
+        w0_cache,
+        pool_cache,
+    ) = cache["layers"]
+    dbeta, demb = layers.weighted_pool_backward(dz_l, pool_cache)  # B,L / B,L,d
+    da = np.where(cache["valid"], dbeta, 0)[:, :, None]  # B,L,1: padding gets nothing
+    dh, dw0, _ = layers.linear_backward(da, w0_cache)  # B,L,d / d,1
+    dpre = layers.sigmoid_backward(dh, sig_cache)  # B,L,d
+    dquery = dpre.sum(axis=1)  # B,d: the query was broadcast over positions
+    demb_item, dW1, _ = layers.linear_backward(dpre, item_cache)
+    de_t, dW2, _ = layers.linear_backward(dquery, last_lin_cache)
+    dm_s, dW3, dba = layers.linear_backward(dquery, mean_lin_cache)
+    demb += demb_item
+    demb += layers.last_item_backward(de_t, last_cache)
+    _, demb_mean = layers.weighted_pool_backward(dm_s, mean_cache)
+    demb += demb_mean
+    dparams = {
+        "stamp_W1": dW1,
+        "stamp_W2": dW2,
+        "stamp_W3": dW3,
+        "stamp_ba": dba,
+        "stamp_w0": dw0[:, 0],
+    }
+    return demb, dparams
+
+
+# --------------------------------------------------------------------------
+# SR-SAT: self-attention, then average pooling (Fig. 3)
+# --------------------------------------------------------------------------
+def sat_param_shapes(d, l, variant):
+    """Shapes of SR-SAT's parameters (``l`` and ``variant`` are unused).
+
+    ``sat_Wq, sat_Wk, sat_Wv: (d, d)``, the query, key and value maps.
+    """
+    return {"sat_Wq": (d, d), "sat_Wk": (d, d), "sat_Wv": (d, d)}
+
+
+def sat_forward(emb, item_seq_len, params, variant=None):
+    """Scaled dot-product self-attention over the session, then average pooling.
+
+    The standard single-head attention (Vaswani et al., 2017) among the
+    session's real items, followed by the mean over real positions::
+
+        Q = E_s Wq,  K = E_s Wk,  V = E_s Wv                  (t, d) each
+        A = softmax_rows(Q K^T / sqrt(d))  over real keys     (t, t)
+        H = A V                                               (t, d)
+        z_l = (1/t) sum_i H_i = sum_j beta_j V_j,  beta_j = (1/t) sum_i A_ij
+
+    ``cache["beta"]`` is ``beta_j``, the average attention position ``j``
+    receives from the session's real queries: it sums to one over real
+    positions and is 0 at padding. Note that ``z_l`` pools the values
+    ``V_j = e_j Wv``, not the raw ``e_j`` as eq. (6) does. No residual
+    connection, layer norm or feed-forward block: only what the paper names.
+    ``variant`` does not change this module.
+
+    Parameters
+    ----------
+    emb : array of shape (B, L, d)
+    item_seq_len : int array of shape (B,)
+    params : dict with "sat_Wq", "sat_Wk", "sat_Wv" of shape (d, d)
+    variant : ignored
+
+    Returns
+    -------
+    z_l : array of shape (B, d)
+    cache : dict; ``cache["beta"]`` is (B, L), ``cache["A"]`` is (B, L, L)
+    """
+    B, L, d = emb.shape
+    Q, q_cache = layers.linear_forward(emb, params["sat_Wq"])  # B,L,d
+    K, k_cache = layers.linear_forward(emb, params["sat_Wk"])  # B,L,d
+    V, v_cache = layers.linear_forward(emb, params["sat_Wv"])  # B,L,d
+    S, dot_cache = scaled_dot_forward(Q, K, 1.0 / np.sqrt(d))  # B,L,L
+    # every row (query) is a softmax over the session's real keys; rows of
+    # padded queries are computed too but get weight 0 in the pooling below
+    A_flat, sm_cache = layers.masked_softmax_forward(
+        S.reshape(B * L, L), np.repeat(item_seq_len, L)
+    )  # B*L,L
+    A = A_flat.reshape(B, L, L)
+    H, apply_cache = attention_apply_forward(A, V)  # B,L,d
+    w_mean = mean_weights(item_seq_len, L, emb.dtype)  # B,L
+    z_l, pool_cache = layers.weighted_pool_forward(w_mean, H)  # B,d
+    beta = np.einsum("bi,bij->bj", w_mean, A)  # B,L: column mean over real rows
+    cache = {
+        "beta": beta,
+        "A": A,
+        "layers": (q_cache, k_cache, v_cache, dot_cache, sm_cache, apply_cache, pool_cache),
+    }
+    return z_l, cache
+
+
+def sat_backward(dz_l, cache):
+    """Backward pass of :func:`sat_forward`.
+
+    Returns
+    -------
+    demb : array of shape (B, L, d)
+    dparams : dict with "sat_Wq", "sat_Wk", "sat_Wv"
+    """
+    q_cache, k_cache, v_cache, dot_cache, sm_cache, apply_cache, pool_cache = cache["layers"]
+    B, L, _ = cache["A"].shape
+    _, dH = layers.weighted_pool_backward(dz_l, pool_cache)  # B,L,d (0 at padded rows)
+    dA, dV = attention_apply_backward(dH, apply_cache)  # B,L,L / B,L,d
+    dS = layers.masked_softmax_backward(dA.reshape(B * L, L), sm_cache).reshape(B, L, L)
+    dQ, dK = scaled_dot_backward(dS, dot_cache)  # B,L,d each
+    demb, dWq, _ = layers.linear_backward(dQ, q_cache)
+    demb_k, dWk, _ = layers.linear_backward(dK, k_cache)
+    demb_v, dWv, _ = layers.linear_backward(dV, v_cache)
+    demb += demb_k
+    demb += demb_v
+    return demb, {"sat_Wq": dWq, "sat_Wk": dWk, "sat_Wv": dWv}
+
+
+MODULES = {
+    "iem": (iem_forward, iem_backward),
+    "stamp": (stamp_forward, stamp_backward),
+    "sat": (sat_forward, sat_backward),
+}
+PARAM_SHAPES = {
+    "iem": iem_param_shapes,
+    "stamp": stamp_param_shapes,
+    "sat": sat_param_shapes,
+}

@@ -8,6 +8,8 @@ opt.lr = step_lr(1e-3, epoch)        # x 0.1 every 3 epochs
 
 import numpy as np
 
+from minisriem import kernels
+
 __all__ = ["Adam", "step_lr"]
 
 
@@ -33,9 +35,16 @@ class Adam:
     ----------
     params : dict of arrays, the parameters (used for the state's shapes)
     lr, l2, beta1, beta2, eps : float
+    backend : {"numba", "numpy"}
+        "numba" (default) updates each array in one fused pass
+        (:func:`minisriem.kernels.adam_step`); "numpy" runs the same formulas
+        as whole-array NumPy operations (:func:`minisriem.kernels.adam_step_numpy`).
     """
 
-    def __init__(self, params, lr=1e-3, l2=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, params, lr=1e-3, l2=0.0, beta1=0.9, beta2=0.999, eps=1e-8, backend="numba"):
+        if backend not in ("numba", "numpy"):
+            raise ValueError(f"backend must be 'numba' or 'numpy', not {backend!r}")
+        self.backend = backend
         self.lr, self.l2 = lr, l2
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
@@ -45,20 +54,10 @@ class Adam:
     def step(self, params, grads):
         """Update every array in ``params`` in place from ``grads`` (same keys)."""
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        bc1 = 1.0 - b1**self.t
-        bc2 = 1.0 - b2**self.t
+        update = kernels.adam_step if self.backend == "numba" else kernels.adam_step_numpy
         for k, w in params.items():
-            g = grads[k]
-            if self.l2:
-                g = g + self.l2 * w
             m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            denom = np.sqrt(v / bc2) + self.eps
-            w -= (self.lr / bc1) * m / denom
+            update(w, grads[k], m, v, self.lr, self.beta1, self.beta2, self.eps, self.l2, self.t)
 
     def state_dict(self):
         """The optimiser's state as a flat dict of arrays (for ``np.savez``)."""

@@ -8,9 +8,10 @@ from minisriem.importance import iem_forward
 from minisriem.model import SRIEM
 
 N, D, LQ, L, B = 15, 6, 5, 5, 7
+BACKENDS = ["numba", "numpy"]
 
 
-def make_model(variant, dtype=np.float64, seed=0, scale=1.0):
+def make_model(variant, dtype=np.float64, seed=0, scale=1.0, backend="numba"):
     """A tiny model whose parameters are scaled up for the gradient check.
 
     At the paper's initialisation the sigmoid in eq. (1)-(3) makes the
@@ -20,17 +21,19 @@ def make_model(variant, dtype=np.float64, seed=0, scale=1.0):
     into their sensitive range so every gradient is well above the
     finite-difference noise (about 1e-11 with h = 1e-5 in float64).
     """
-    model = SRIEM(N, d=D, l=LQ, variant=variant, seed=seed, dtype=dtype)
+    model = SRIEM(N, d=D, l=LQ, variant=variant, seed=seed, dtype=dtype, backend=backend)
     for w in model.params.values():
         w *= scale
     return model
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", ["paper", "official"])
-def test_model_gradient_check(variant):
+def test_model_gradient_check(variant, backend):
     rng = np.random.default_rng(7)
-    model = make_model(variant, scale=3.0)
+    model = make_model(variant, scale=3.0, backend=backend)
     item_seq, item_seq_len, targets = random_session_batch(rng, B, L, N)
+    # the numerical gradient below calls the model again: grads must stay as they are
     loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
     assert set(grads) == set(model.params)
     for name, w in model.params.items():
@@ -62,20 +65,22 @@ def test_parameter_shapes_and_init(variant):
     assert not np.array_equal(model.params["W0"], other["W0"])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", ["paper", "official"])
-def test_float32_is_the_default_and_stays_float32(variant):
+def test_float32_is_the_default_and_stays_float32(variant, backend):
     rng = np.random.default_rng(0)
-    model = SRIEM(N, d=D, l=LQ, variant=variant)
+    model = SRIEM(N, d=D, l=LQ, variant=variant, backend=backend)
     item_seq, item_seq_len, targets = random_session_batch(rng, B, L, N)
     _, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
     assert all(g.dtype == np.float32 for g in grads.values())
     assert model.scores(item_seq, item_seq_len).dtype == np.float32
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", ["paper", "official"])
-def test_padding_is_inert(variant):
+def test_padding_is_inert(variant, backend):
     rng = np.random.default_rng(3)
-    model = make_model(variant, scale=2.0)
+    model = make_model(variant, scale=2.0, backend=backend)
     item_seq, item_seq_len, targets = random_session_batch(rng, B, L, N)
     loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
     scores = model.scores(item_seq, item_seq_len)
@@ -118,16 +123,17 @@ def test_paper_importance_is_nearly_uniform():
         assert beta[b, :t].max() / beta[b, :t].min() < np.exp(0.5 / np.sqrt(200)) + 1e-6
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", ["paper", "official"])
-def test_the_model_can_learn(variant):
+def test_the_model_can_learn(variant, backend):
     """A few dozen fixed sessions: Adam drives the loss far below log(n)."""
     from minisriem.optim import Adam
 
     rng = np.random.default_rng(0)
     n = 30
     item_seq, item_seq_len, targets = random_session_batch(rng, 40, 6, n)
-    model = SRIEM(n, d=16, l=8, variant=variant, seed=0)
-    opt = Adam(model.params, lr=0.05)
+    model = SRIEM(n, d=16, l=8, variant=variant, seed=0, backend=backend)
+    opt = Adam(model.params, lr=0.05, backend=backend)
     first, _ = model.loss_and_grads(item_seq, item_seq_len, targets)
     for _ in range(150):
         loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
@@ -144,3 +150,60 @@ def test_bad_input_is_a_clear_error():
         model.loss_and_grads(np.array([[1, 2]]), np.array([2]), np.array([11]))
     with pytest.raises(ValueError, match="variant"):
         SRIEM(10, variant="torch")
+    with pytest.raises(ValueError, match="backend"):
+        SRIEM(10, backend="torch")
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+@pytest.mark.parametrize("dtype,rtol,atol", [(np.float64, 1e-10, 1e-13), (np.float32, 2e-4, 2e-6)])
+def test_backends_agree(variant, dtype, rtol, atol):
+    """The kernels give what the layers give: loss, every gradient, scores, ranks."""
+    rng = np.random.default_rng(11)
+    n = 57
+    item_seq, item_seq_len, targets = random_session_batch(rng, 9, 6, n)
+    results = {}
+    for backend in BACKENDS:
+        model = SRIEM(n, d=8, l=4, variant=variant, seed=3, dtype=dtype, backend=backend)
+        for w in model.params.values():
+            w *= 4  # away from the uniform softmax, so the check is not trivially close
+        loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
+        rank, topk = model.rank_topk(item_seq, item_seq_len, targets, k=5)
+        results[backend] = (loss, grads, model.scores(item_seq, item_seq_len), rank)
+    (loss1, grads1, scores1, rank1), (loss2, grads2, scores2, rank2) = results.values()
+    assert loss1 == pytest.approx(loss2, rel=rtol)
+    assert loss1 > 0.5  # a real loss, not a saturated one
+    for name in grads1:
+        assert np.abs(grads1[name]).max() > 1e-3, name
+        np.testing.assert_allclose(grads1[name], grads2[name], rtol=rtol, atol=atol, err_msg=name)
+    np.testing.assert_allclose(scores1, scores2, rtol=rtol, atol=atol)
+    np.testing.assert_array_equal(rank1, rank2)
+    assert topk.shape == (9, 5) and topk.min() >= 1 and topk.max() <= n
+
+
+def test_numba_backend_reuses_buffers_but_never_overwrites_kept_gradients():
+    rng = np.random.default_rng(0)
+    model = SRIEM(N, d=D, l=LQ, backend="numba")
+    batch1 = random_session_batch(rng, B, L, N)
+    batch2 = random_session_batch(rng, B, L, N)
+    _, grads1 = model.loss_and_grads(*batch1)
+    kept = {name: g.copy() for name, g in grads1.items()}
+    _, grads2 = model.loss_and_grads(*batch2)
+    _, grads3 = model.loss_and_grads(*batch2)  # both buffers are held now: a third array
+    for name in kept:
+        np.testing.assert_array_equal(grads1[name], kept[name])
+    assert not np.array_equal(grads2["E"], kept["E"])
+    assert not np.shares_memory(grads1["E"], grads2["E"])
+
+    # a training loop (the previous grads dropped at each call) alternates two buffers
+    addresses = set()
+    for _ in range(6):
+        _, grads = model.loss_and_grads(*batch1)
+        addresses.add(grads["E"].__array_interface__["data"][0])
+    assert len(addresses) <= 2
+
+    # a smaller batch (the last one of an epoch) reuses the buffers and is still right
+    small = tuple(a[:3] for a in batch1)
+    _, grads_small = model.loss_and_grads(*small)
+    _, want = SRIEM(N, d=D, l=LQ, backend="numpy").loss_and_grads(*small)
+    for name in want:
+        np.testing.assert_allclose(grads_small[name], want[name], rtol=2e-4, atol=2e-6)

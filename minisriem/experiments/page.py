@@ -1,0 +1,409 @@
+"""Render ``docs/REPRODUCTION.md`` and its figures from the reproduction's state files.
+
+Every number on the page is read from ``OUT_DIR/DATASET/state.json``
+(written by :mod:`minisriem.experiments.reproduce`) or from the PyTorch
+reference's ``bench.json``; nothing is typed in except the paper's own
+figures in :data:`PAPER`. The text between :data:`DISCUSSION_START` and
+:data:`DISCUSSION_END` is written by hand and kept when the page is rewritten.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from minisriem.experiments.reproduce import GROUPS, STATE_FILE, is_done, load_state
+
+DISCUSSION_START = "<!-- BEGIN discussion: hand-written, kept when the page is regenerated -->"
+DISCUSSION_END = "<!-- END discussion -->"
+DEFAULT_DISCUSSION = (
+    "_Not written yet._ Once the full runs are done, explain here, by hand, every gap "
+    "between our figures and the paper's (protocol, model selection, tie rule, "
+    "epochs, seeds). The command keeps this section as it is.\n"
+)
+
+DATASET_TITLES = {"diginetica": "DIGINETICA", "yoochoose1_64": "YOOCHOOSE 1/64"}
+PAGE_DATASETS = ("diginetica", "yoochoose1_64")
+"""Datasets that always get a section, "not measured" when they have no state."""
+
+PAPER = {
+    "diginetica": {"S-POP": (21.06, 13.68), "Item-KNN": (35.75, 11.57), "SR-IEM": (52.35, 17.64)},
+    "yoochoose1_64": {
+        "S-POP": (30.44, 18.35),
+        "Item-KNN": (51.60, 21.81),
+        "SR-IEM": (71.15, 31.71),
+    },
+}
+"""The paper's Table 2 (percent: R@20, MRR@20); SR-STAMP and SR-SAT appear only in its Fig. 3."""
+
+PAPER_TABLE3 = {"CSRM": (4.91, 18.62, 4.63, 19.32), "SR-GNN": (3.12, 2.89, 2.56, 2.75)}
+"""The paper's Table 3: training and test time relative to SR-IEM (YOOCHOOSE, then DIGINETICA)."""
+
+
+def pct(x):
+    return "-" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
+
+
+def _mean_std(values):
+    """``"52.10 ± 0.21"`` in percent; the sample std (n - 1) over seeds."""
+    v = 100 * np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return f"{v[0]:.2f}"
+    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}"
+
+
+def _duration(seconds):
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _records(state, group):
+    """Finished records of a group, by seed (models) or the one baseline record."""
+    out = [(name, r) for name, r in state["runs"].items() if r.get("group") == group and is_done(r)]
+    return sorted(out, key=lambda nr: nr[1].get("settings", {}).get("seed", 0))
+
+
+# ----------------------------------------------------------------------
+# Table 2
+# ----------------------------------------------------------------------
+def table2(dataset, state):
+    paper = PAPER.get(dataset, {})
+    lines = [
+        "| method | runs | R@20 | MRR@20 | best test R@20 over epochs | "
+        "best test MRR@20 over epochs | paper R@20 | paper MRR@20 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for group, spec in GROUPS.items():
+        recs = [r for _, r in _records(state, group)]
+        label = spec["label"]
+        paper_key = "SR-IEM" if group == "sriem-paper" else label
+        p = paper.get(paper_key)
+        p_r, p_m = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
+        if not recs:
+            lines.append(f"| {label} | not run | - | - | - | - | {p_r} | {p_m} |")
+            continue
+        if spec["kind"] == "baseline":
+            r = recs[0]
+            note = f"L = {r['L']}" if group == "spop" else "last item"
+            lines.append(
+                f"| {label} | 1 ({note}) | {pct(r['test']['Recall@20'])} | "
+                f"{pct(r['test']['MRR@20'])} | n/a | n/a | {p_r} | {p_m} |"
+            )
+            for extra in r.get("extras", {}).values():
+                lines.append(
+                    f"| {extra['label']} | 1 | {pct(extra['test']['Recall@20'])} | "
+                    f"{pct(extra['test']['MRR@20'])} | n/a | n/a | | |"
+                )
+            continue
+        seeds = ", ".join(str(r["settings"]["seed"]) for r in recs)
+        sel_r = _mean_std([r["test"]["Recall@20"] for r in recs])
+        sel_m = _mean_std([r["test"]["MRR@20"] for r in recs])
+        best_r = _mean_std([r["best_test"]["Recall@20"][0] for r in recs])
+        best_m = _mean_std([r["best_test"]["MRR@20"][0] for r in recs])
+        if group != "sriem-paper":
+            p_r, p_m = ("only in Fig. 3", "") if group in ("sr-stamp", "sr-sat") else ("", "")
+        runs = f"{len(recs)} (seed{'s' if len(recs) > 1 else ''} {seeds})"
+        lines.append(
+            f"| {label} | {runs} | {sel_r} | {sel_m} | {best_r} | {best_m} | {p_r} | {p_m} |"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------
+def _length_series(recs):
+    """Mean R@20 and MRR@20 per length group over the given records."""
+    groups = list(recs[0]["by_length"])
+    r = np.array([[rec["by_length"][g]["Recall@20"] for g in groups] for rec in recs])
+    m = np.array([[rec["by_length"][g]["MRR@20"] for g in groups] for rec in recs])
+    counts = [recs[0]["by_length"][g]["count"] for g in groups]
+    return groups, np.nanmean(r, axis=0), np.nanmean(m, axis=0), counts
+
+
+def fig2(dataset, state, path):
+    """R@20 and MRR@20 by session length (the paper's Fig. 2); the markdown for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = []
+    for group in ("sriem-paper", "sriem-official", "spop", "itemknn"):
+        recs = [r for _, r in _records(state, group)]
+        if recs and "by_length" in recs[0]:
+            series.append((GROUPS[group]["label"], _length_series(recs)))
+    if not series:
+        return "_No run with results by length yet._"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, (groups, rec, mrr, _) in series:
+        x = np.arange(len(groups))
+        axes[0].plot(x, 100 * rec, marker="o", label=label)
+        axes[1].plot(x, 100 * mrr, marker="o", label=label)
+    for ax, name in zip(axes, ("Recall@20 (%)", "MRR@20 (%)"), strict=True):
+        ax.set_xticks(np.arange(len(groups)), groups)
+        ax.set_xlabel("session length (items before the target)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Performance by session length on {DATASET_TITLES.get(dataset, dataset)}")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    groups, _, _, counts = series[0][1]
+    head = "| length | " + " | ".join(groups) + " |"
+    lines = [head, "|---" * (len(groups) + 1) + "|"]
+    lines.append("| test examples | " + " | ".join(str(c) for c in counts) + " |")
+    for label, (_, rec, mrr, _) in series:
+        lines.append(f"| {label} R@20 | " + " | ".join(pct(v) for v in rec) + " |")
+        lines.append(f"| {label} MRR@20 | " + " | ".join(pct(v) for v in mrr) + " |")
+    return "\n".join(lines)
+
+
+def fig3(dataset, state, path):
+    """SR-IEM vs SR-STAMP vs SR-SAT (the paper's Fig. 3); the markdown for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = []
+    for group in ("sriem-paper", "sr-stamp", "sr-sat"):
+        recs = [r for _, r in _records(state, group)]
+        if recs:
+            rr = 100 * np.array([r["test"]["Recall@20"] for r in recs])
+            mm = 100 * np.array([r["test"]["MRR@20"] for r in recs])
+            sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0  # noqa: E731
+            bars.append((GROUPS[group]["label"], rr.mean(), sd(rr), mm.mean(), sd(mm), len(recs)))
+    if not bars:
+        return "_No SR-IEM, SR-STAMP or SR-SAT run finished yet._"
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    x = np.arange(len(bars))
+    for ax, (col, name) in zip(axes, ((1, "Recall@20 (%)"), (3, "MRR@20 (%)")), strict=True):
+        values = [b[col] for b in bars]
+        ax.bar(x, values, yerr=[b[col + 1] for b in bars], capsize=4, color="C0")
+        ax.set_xticks(x, [b[0] for b in bars], fontsize=8)
+        ax.set_ylabel(name)
+        ax.set_ylim(0, max(values) * 1.15 + 1e-9)
+        for xi, v in zip(x, values, strict=True):
+            ax.text(xi, v / 2, f"{v:.2f}", ha="center", va="center", color="white", fontsize=9)
+    fig.suptitle(
+        f"Importance modules in SR-IEM's framework on {DATASET_TITLES.get(dataset, dataset)}"
+    )
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    lines = ["| module | runs | R@20 | MRR@20 |", "|---|---|---|---|"]
+    for label, r, rs, m, ms, n in bars:
+        pm = (f" ± {rs:.2f}", f" ± {ms:.2f}") if n > 1 else ("", "")
+        lines.append(f"| {label} | {n} | {r:.2f}{pm[0]} | {m:.2f}{pm[1]} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------
+# Table 3
+# ----------------------------------------------------------------------
+def table3(dataset, state, bench):
+    base = _records(state, "sriem-paper")
+    if not base:
+        return "_Not measured: needs a finished SR-IEM (paper) run._"
+    base_name, base = base[0]
+    b_train = float(np.mean(base["train_seconds"]))
+    b_test = float(base["test_seconds"])
+    lines = [
+        "| method | training s / epoch | relative | test s (whole test set) | relative |",
+        "|---|---|---|---|---|",
+    ]
+    for group in ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat"):
+        recs = _records(state, group)
+        if not recs:
+            continue
+        name, r = recs[0]
+        tr, te = float(np.mean(r["train_seconds"])), float(r["test_seconds"])
+        lines.append(
+            f"| {GROUPS[group]['label']} (`{name}`) | {tr:.1f} | {tr / b_train:.2f} | "
+            f"{te:.1f} | {te / b_test:.2f} |"
+        )
+    note = ""
+    if bench and dataset == "diginetica" and bench.get("torch_train_ex_per_s"):
+        tr = base["examples_per_epoch"] / bench["torch_train_ex_per_s"]
+        te = base["test_examples"] / bench["torch_eval_ex_per_s"]
+        lines.append(
+            f"| PyTorch reference (torch {bench.get('torch', '?')}, "
+            f"{bench.get('torch_threads', '?')} threads) | {tr:.1f} | {tr / b_train:.2f} | "
+            f"{te:.1f} | {te / b_test:.2f} |"
+        )
+        note = (
+            "\nThe PyTorch row is computed from `bench.json` of `/work/shared/bench` "
+            f"({bench['torch_train_ex_per_s']:.0f} training and "
+            f"{bench['torch_eval_ex_per_s']:.0f} test examples/s, median step times on "
+            "synthetic data of DIGINETICA's shape), scaled to the same numbers of examples. "
+            "It was measured in another run than ours, so its ratio is indicative only."
+        )
+    elif dataset == "diginetica":
+        note = (
+            "\nPyTorch reference: not measured (no `bench.json`; run "
+            "`/work/shared/bench/run_torch_reference.sh`, then regenerate the page)."
+        )
+    return (
+        "\n".join(lines)
+        + f"\n\nTimes are means over the epochs of each run (training only, without the "
+        f"per-epoch evaluation) and one timed pass over the {base['test_examples']} test "
+        "examples with the selected model, on the machine below. Relative to "
+        f"`{base_name}`. The paper's Table 3 gives only CSRM and SR-GNN relative to "
+        "SR-IEM (DIGINETICA: training "
+        f"{PAPER_TABLE3['CSRM'][2]:.2f} and {PAPER_TABLE3['SR-GNN'][2]:.2f}, test "
+        f"{PAPER_TABLE3['CSRM'][3]:.2f} and {PAPER_TABLE3['SR-GNN'][3]:.2f}); we have "
+        "neither model." + note
+    )
+
+
+# ----------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------
+def runs_table(state):
+    lines = [
+        "| run | status | epochs run / max | selected epoch | seed | wall time | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in state["runs"].items():
+        s = r.get("settings", {})
+        if "epochs" in s:
+            ep = f"{r.get('epochs_run', '-')} / {s['epochs']}"
+            cmd = f"`{r['command']}`" if "command" in r else "(running)"
+            sel = r.get("selected_epoch", "-")
+            seed = s.get("seed", "-")
+        else:
+            ep, sel, seed = "-", "-", "-"
+            cmd = f"in-process (`minisriem.baselines`), L = {s.get('L')}"
+        wall = _duration(r.get("wall_seconds", 0.0))
+        lines.append(f"| `{name}` | {r['status']} | {ep} | {sel} | {seed} | {wall} | {cmd} |")
+    inv = state["invocations"]
+    machines = {json.dumps(i["machine"], sort_keys=True) for i in inv}
+    m = inv[-1]["machine"]
+    text = "\n".join(lines)
+    text += (
+        f"\n\nMachine: {m['cpu']}, {m['cores']} cores, threads "
+        f"{m['threads'] or 'all'}; {m['platform']}; Python {m['python']}, NumPy {m['numpy']}"
+        + (f", Numba {m['numba']}" if "numba" in m else "")
+        + "."
+    )
+    if len(machines) > 1:
+        text += f" (The runs were made across {len(machines)} different machine setups.)"
+    text += "\n\nInvocations of the command for this dataset:\n\n" + "\n".join(
+        f"- {i['started']}: `{i['command']}`" for i in inv
+    )
+    return text
+
+
+def dataset_section(dataset, state, fig_dir, fig_rel, bench):
+    title = DATASET_TITLES.get(dataset, dataset)
+    if state is None:
+        return (
+            f"## {title}\n\nNot measured: no run of the reproduction on {title} yet "
+            f"(`python -m minisriem.experiments.reproduce --dataset {dataset}`).\n"
+        )
+    st = state["stats"]
+    parts = [f"## {title}"]
+    parts.append(
+        f"Data: {st.get('train_examples')} training and {st.get('test_examples')} test "
+        f"examples, {st.get('n_items')} items, average length {st.get('avg_length')} "
+        f"(`data_dir` {state.get('data_dir') or 'default'}). The models hold out the most "
+        "recent 10% of training sessions for validation; the baselines use every training "
+        "session."
+    )
+    parts.append(
+        "### Table 2: overall performance (percent)\n\n"
+        "R@20 and MRR@20 are the test figures of the epoch selected by validation Recall@20 "
+        "(honest model selection). The *best test over epochs* columns are the authors' "
+        "protocol: the best test R@20 and the best test MRR@20 over epochs, possibly from "
+        "different epochs, chosen by looking at the test set (optimistic). Several seeds: "
+        "mean ± sample standard deviation. Ranks use the strict tie rule (an item counts "
+        "ahead of the target only when it scores strictly higher).\n\n" + table2(dataset, state)
+    )
+    f2 = os.path.join(fig_dir, f"{dataset}-fig2.png")
+    parts.append(
+        "### Fig. 2: performance by session length\n\n"
+        f"![Fig. 2]({fig_rel}/{dataset}-fig2.png)\n\n"
+        "Test examples grouped by the number of items before the target (10 and more in one "
+        "group: the model reads the 10 most recent). Models: mean over seeds.\n\n"
+        + fig2(dataset, state, f2)
+    )
+    f3 = os.path.join(fig_dir, f"{dataset}-fig3.png")
+    parts.append(
+        "### Fig. 3: importance modules\n\n"
+        f"![Fig. 3]({fig_rel}/{dataset}-fig3.png)\n\n"
+        "SR-IEM's framework with its importance module swapped (SR-STAMP: STAMP's attention, "
+        "raw weights; SR-SAT: self-attention then average pooling), test figures of the "
+        "validation-selected epoch; error bars: std over seeds (SR-IEM only).\n\n"
+        + fig3(dataset, state, f3)
+    )
+    parts.append("### Table 3: time\n\n" + table3(dataset, state, bench))
+    parts.append("### Runs, commands and machine\n\n" + runs_table(state))
+    return "\n\n".join(parts) + "\n"
+
+
+def _discussion(path):
+    """The hand-written text between the markers of an existing page, or the default."""
+    if not os.path.exists(path):
+        return DEFAULT_DISCUSSION
+    with open(path) as f:
+        text = f.read()
+    a, b = text.find(DISCUSSION_START), text.find(DISCUSSION_END)
+    if a < 0 or b < a:
+        return DEFAULT_DISCUSSION
+    return text[a + len(DISCUSSION_START) : b].strip("\n") + "\n"
+
+
+def write_page(path, out_root, bench_json=None):
+    """Write the page from every ``OUT_ROOT/*/state.json``; returns ``path``.
+
+    DIGINETICA and YOOCHOOSE 1/64 always get a section ("not measured"
+    without a state); any other dataset with a state (e.g. synthetic) too.
+    """
+    from minisriem.checkpoint import write_text
+
+    states = {}
+    if os.path.isdir(out_root):
+        for name in sorted(os.listdir(out_root)):
+            if os.path.exists(os.path.join(out_root, name, STATE_FILE)):
+                states[name] = load_state(os.path.join(out_root, name))
+    bench = None
+    if bench_json and os.path.exists(bench_json):
+        with open(bench_json) as f:
+            bench = json.load(f)
+    folder = os.path.dirname(os.path.abspath(path))
+    fig_rel = "figures/reproduction"
+    fig_dir = os.path.join(folder, fig_rel)
+    datasets = list(PAGE_DATASETS) + [d for d in states if d not in PAGE_DATASETS]
+    commands = "\n".join(
+        [
+            "python -m minisriem.experiments.reproduce --dataset diginetica "
+            "--data-dir /work/shared/data",
+            "python -m minisriem.experiments.reproduce --dataset yoochoose1_64",
+            "python -m minisriem.experiments.reproduce --report-only   # rewrite this page",
+        ]
+    )
+    head = (
+        "# Reproducing SR-IEM (Pan et al., SIGIR 2020)\n\n"
+        f"_Generated on {time.strftime('%Y-%m-%d %H:%M')} by "
+        "`python -m minisriem.experiments.reproduce` from the recorded runs in "
+        f"`{out_root}/DATASET/state.json`. Every number is regenerated by the command; "
+        "edit only the discussion at the end, which the command keeps._\n\n"
+        "To regenerate (each command is resumable: interrupt it and start it again):\n\n"
+        f"```\n{commands}\n```\n\n"
+        "Options to limit the work: `--runs spop,itemknn,sriem-paper,...`, "
+        "`--only baselines|models`, `--epochs N`, `--seeds 0,1,2`.\n"
+    )
+    body = [dataset_section(d, states.get(d), fig_dir, fig_rel, bench) for d in datasets]
+    tail = f"## Discussion of gaps\n\n{DISCUSSION_START}\n{_discussion(path)}{DISCUSSION_END}\n"
+    os.makedirs(folder, exist_ok=True)
+    write_text(path, head + "\n" + "\n".join(body) + "\n" + tail)
+    return path

@@ -1,0 +1,565 @@
+"""The workflow as Python calls: train, evaluate, recommend.
+
+The command-line tools (``python -m minisriem.train``, ``.evaluate``,
+``.recommend``) are thin wrappers over these functions, so a notebook can do
+exactly what they do::
+
+    from minisriem.workflow import train, evaluate, recommend
+    result = train("synthetic", epochs=3)          # writes runs/synthetic-<time>/
+    report = evaluate(result.run_dir)              # Recall/MRR/NDCG @ 5, 10, 20
+    rec = recommend(result.run_dir, [12, 40, 7])   # top-20 items, in raw ids
+    rec.items, rec.scores, rec.importance
+
+A model argument is a ``model.npz``, the run directory holding it, or a
+:class:`~minisriem.checkpoint.SavedModel` already loaded.
+"""
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+import minisriem
+from data_tools import load_dataset, split_validation
+from minisriem import checkpoint
+from minisriem.checkpoint import SavedModel, load_model
+from minisriem.cli import limit_threads
+from minisriem.config import Config
+from minisriem.kernels import rank_topk
+from minisriem.metrics import (
+    KS,
+    MAX_LENGTH,
+    metrics_by_length,
+    model_ranks,
+    popularity_ranks,
+    rank_metrics,
+)
+from minisriem.report import final_table
+from minisriem.trainer import Trainer, TrainOptions, model_name
+
+__all__ = [
+    "train",
+    "TrainResult",
+    "evaluate",
+    "recommend",
+    "recommend_sessions",
+    "Recommendation",
+    "load_model",
+    "default_epochs",
+    "parse_session",
+    "read_sessions",
+    "recommendations_text",
+    "write_recommendations",
+]
+
+RUN_FORMAT = "minisriem-run"
+CONFIG_FILE = "config.json"
+SYNTHETIC_EPOCHS = 3
+"""Epochs of the default synthetic run, sized to take about a minute on 2 cores."""
+REAL_EPOCHS = 10
+
+TIE_RULE = "rank = 1 + number of items scored strictly higher than the target"
+LENGTH_RULE = (
+    "length = the true number of items before the target; lengths of "
+    f"{MAX_LENGTH} and more form the group '{MAX_LENGTH}+', which is also the "
+    "capped length the model reads (it keeps the L = 10 most recent items)"
+)
+
+
+def default_epochs(dataset):
+    """Default number of epochs: a minute's worth on synthetic data, the paper's 10 otherwise."""
+    return SYNTHETIC_EPOCHS if dataset == "synthetic" else REAL_EPOCHS
+
+
+# ----------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    run_dir : str
+    status : str, "finished", "early-stopped" or "interrupted"
+    history : list of dict, one record per epoch (as in ``metrics.jsonl``)
+    summary : dict or None
+        ``selected`` (the record of the selected epoch), ``selected_by``,
+        ``best_test`` (the authors' best-over-epochs figures) and
+        ``popularity`` (the baseline's test metrics); None before any epoch ended.
+    signal : int or None, the signal that interrupted the run
+    """
+
+    run_dir: str
+    status: str
+    history: list
+    summary: dict = None
+    signal: int = None
+
+    @property
+    def model_path(self):
+        return os.path.join(self.run_dir, checkpoint.MODEL_FILE)
+
+    def load_model(self):
+        """The selected model, as a :class:`~minisriem.checkpoint.SavedModel`."""
+        return load_model(self.model_path)
+
+    def table(self):
+        """The final table as text (empty before any epoch ended)."""
+        return final_table(self.summary) if self.summary else ""
+
+
+def _split_settings(settings):
+    """Sort keyword settings into a Config and TrainOptions, checking names and values."""
+    config_names = {f.name for f in fields(Config)}
+    option_names = {f.name for f in fields(TrainOptions)}
+    unknown = sorted(set(settings) - config_names - option_names)
+    if unknown:
+        known = ", ".join(sorted(config_names | option_names))
+        raise TypeError(f"unknown setting(s) {', '.join(unknown)}; known: {known}")
+    config = Config(**{k: v for k, v in settings.items() if k in config_names})
+    options = TrainOptions(**{k: v for k, v in settings.items() if k in option_names})
+    positive = {
+        "d": config.d,
+        "l": config.l,
+        "L": config.L,
+        "batch_size": config.batch_size,
+        "lr_step": config.lr_step,
+        "epochs": options.epochs,
+        "patience": options.patience,
+        "eval_batch_size": options.eval_batch_size,
+    }
+    for name, value in positive.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+    if not config.lr > 0 or not config.lr_decay > 0 or not config.l2 >= 0:
+        raise ValueError("lr and lr_decay must be positive and l2 non-negative")
+    if not 0 <= options.valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {options.valid_fraction}")
+    return config, options
+
+
+def _choose_run_dir(out, dataset_name):
+    """The new run's directory: ``out``, or a fresh ``runs/<dataset>-<time>/``."""
+    if out is None:
+        base = os.path.join("runs", f"{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out, n = base, 1
+        while os.path.exists(out):
+            n += 1
+            out = f"{base}-{n}"
+    if os.path.exists(os.path.join(out, CONFIG_FILE)):
+        raise ValueError(
+            f"{out} already holds a run: continue it with --resume {out}, or pick another --out"
+        )
+    return out
+
+
+def _read_run_config(run_dir):
+    path = os.path.join(run_dir, CONFIG_FILE)
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from e
+    if info.get("format") != RUN_FORMAT:
+        raise ValueError(f"{path} does not describe a minisriem run")
+    return info
+
+
+def train(
+    dataset="synthetic",
+    *,
+    data_dir=None,
+    out=None,
+    resume=None,
+    threads=None,
+    progress=True,
+    log=print,
+    stop_after_steps=None,
+    **settings,
+):
+    """Train SR-IEM with honest model selection; everything lands in a run directory.
+
+    Parameters
+    ----------
+    dataset : str or data_tools Dataset
+        A name for :func:`data_tools.load_dataset` ("synthetic", "diginetica",
+        "yoochoose1_64", "yoochoose1_4", "custom") or a dataset already loaded.
+    data_dir : str, optional
+        Where datasets live (see :func:`data_tools.resolve_data_dir`).
+    out : str, optional
+        The run directory; default ``runs/<dataset>-<time>/``.
+    resume : str, optional
+        A run directory to continue; its ``config.json`` supplies every
+        setting (``dataset`` must then be given only if it is an object).
+    threads : int, optional
+        Threads for Numba (and for BLAS only if NumPy was not imported yet:
+        set ``OPENBLAS_NUM_THREADS`` before starting Python for that);
+        recorded in ``config.json``.
+    progress : bool
+        Show a tqdm bar per epoch.
+    log : callable
+        Receives the epoch lines and the final table (default ``print``).
+    stop_after_steps : int, optional
+        Stop as on Ctrl-C once this many steps are done (for tests).
+    **settings
+        Any field of :class:`~minisriem.config.Config` (``d``, ``l``, ``L``,
+        ``variant``, ``importance``, ``lr``, ``lr_decay``, ``lr_step``,
+        ``l2``, ``batch_size``) or of :class:`~minisriem.trainer.TrainOptions`
+        (``epochs``, ``patience``, ``seed``, ``shuffle``, ``valid_fraction``,
+        ``eval_batch_size``). Unset ones take the paper's defaults; ``epochs``
+        defaults to :func:`default_epochs`.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DataError, ValueError, OSError
+        With one-line messages, for missing data, bad settings or paths.
+    minisriem.trainer.TrainingDiverged
+        When the loss becomes NaN or infinite (a ValueError).
+    """
+    if threads is not None:
+        limit_threads(threads)
+    if resume is not None:
+        if settings:
+            raise TypeError("settings come from the run's config.json when resuming")
+        info = _read_run_config(resume)
+        run_dir = resume
+        config = Config.from_dict(info["config"])
+        options = TrainOptions.from_dict(info["options"])
+        if isinstance(dataset, str):
+            dataset = info["dataset"]
+            data_dir = data_dir or info.get("data_dir")
+    else:
+        dataset_arg = dataset if isinstance(dataset, str) else None
+        settings.setdefault("epochs", default_epochs(dataset_arg or ""))
+        config, options = _split_settings(settings)
+
+    ds = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
+    fit, valid = split_validation(ds.train, options.valid_fraction)
+
+    if resume is None:
+        run_dir = _choose_run_dir(out, ds.name)
+    trainer = Trainer(  # builds the model: bad settings fail here, before any file is written
+        config, options, run_dir, ds.item_ids, fit, valid, ds.test, ds.name, progress, log
+    )
+    if resume is None:
+        os.makedirs(run_dir, exist_ok=True)
+        info = {
+            "format": RUN_FORMAT,
+            "version": 1,
+            "dataset": dataset_arg if dataset_arg is not None else ds.name,
+            "data_dir": data_dir and os.path.abspath(data_dir),
+            "config": config.to_dict(),
+            "options": options.to_dict(),
+            "threads": threads,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "minisriem": minisriem.__version__,
+            "numpy": np.__version__,
+        }
+        checkpoint.write_text(os.path.join(run_dir, CONFIG_FILE), json.dumps(info, indent=2) + "\n")
+    ckpt = os.path.join(run_dir, checkpoint.CHECKPOINT_FILE)
+    if resume is not None and os.path.exists(ckpt):
+        trainer.resume_from(ckpt)
+        s = trainer.state
+        log(f"resuming {run_dir} at epoch {s['epoch'] + 1}, step {s['step']} ({s['status']})")
+
+    n_valid = 0 if valid is None else len(valid)
+    log(
+        f"{ds.name}: {len(fit)} training, {n_valid} validation, {len(ds.test)} test examples, "
+        f"{ds.n_items} items; {model_name(config)}, {config.variant} variant, "
+        f"d={config.d}, batch {config.batch_size}, up to {options.epochs} epochs -> {run_dir}"
+    )
+    if valid is None:
+        log(
+            "no validation split (valid_fraction 0): training on all training sessions, "
+            "no early stopping; the last epoch is the selected one"
+        )
+    status = trainer.run(stop_after_steps=stop_after_steps)
+    summary = trainer.summary()
+    if summary is not None and status != "interrupted":
+        log(final_table(summary))
+    return TrainResult(run_dir, status, trainer.state["history"], summary, trainer.stop_signal)
+
+
+# ----------------------------------------------------------------------
+# Evaluating
+
+
+def _as_saved_model(model):
+    return model if isinstance(model, SavedModel) else load_model(model)
+
+
+def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512):
+    """Recall@K, MRR@K and NDCG@K on a dataset's test set, overall and by session length.
+
+    Parameters
+    ----------
+    model : str or SavedModel
+        A ``model.npz``, its run directory, or a loaded model.
+    dataset : str or data_tools Dataset, optional
+        Default: the dataset the model was trained on (its ``meta``).
+    data_dir : str, optional
+    ks : sequence of int
+    batch_size : int
+
+    Returns
+    -------
+    dict
+        ``metrics`` (all examples), ``by_length`` (``"1"`` .. ``"10+"``, each
+        with ``count``), ``popularity`` (the baseline of the most frequent
+        training targets), and ``model``, ``dataset``, ``examples``,
+        ``tie_rule``, ``length_rule``. Metrics are fractions in [0, 1].
+    """
+    saved = _as_saved_model(model)
+    if dataset is None:
+        dataset = saved.meta.get("dataset")
+        if not dataset:
+            raise ValueError("the model does not say which dataset it was trained on: name one")
+    ds = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
+    if not np.array_equal(saved.item_ids, ds.item_ids):
+        raise ValueError(
+            f"the model knows {len(saved.item_ids) - 1} items and {ds.name} has {ds.n_items} "
+            "with other ids: evaluate it on the dataset it was trained on"
+        )
+    item_seq, item_seq_len, targets = ds.test.padded(saved.config.L)
+    ranks = model_ranks(saved.model, item_seq, item_seq_len, targets, batch_size)
+    pop = popularity_ranks(ds.train.targets, targets, ds.n_items)
+    return {
+        "model": saved.path,
+        "dataset": ds.name,
+        "split": "test",
+        "examples": int(len(targets)),
+        "tie_rule": TIE_RULE,
+        "length_rule": LENGTH_RULE,
+        "model_name": model_name(saved.config),
+        "metrics": rank_metrics(ranks, ks),
+        "by_length": metrics_by_length(ranks, ds.test.lengths, ks),
+        "popularity": rank_metrics(pop, ks),
+    }
+
+
+# ----------------------------------------------------------------------
+# Recommending
+
+
+@dataclass
+class Recommendation:
+    """The top-k items for one session, and why.
+
+    Attributes
+    ----------
+    items : list of int, raw item ids, best first
+    scores : list of float, their scores (eq. 8)
+    session : list of int, the raw ids the model read (known, at most L, oldest first)
+    importance : list of float, the weight beta (eq. 5) of each item of ``session``
+    unknown : list of int, raw ids skipped because the model never saw them
+    """
+
+    items: list
+    scores: list
+    session: list
+    importance: list
+    unknown: list = field(default_factory=list)
+
+    def to_dict(self):
+        return {
+            "session": self.session,
+            "importance": self.importance,
+            "unknown": self.unknown,
+            "items": self.items,
+            "scores": self.scores,
+        }
+
+
+def _session_ids(saved, raw_session, where):
+    """Internal ids of a session's known items (the L most recent) and the unknown raw ids."""
+    raw_session = list(raw_session)
+    if not raw_session:
+        raise ValueError(f"{where} is empty: give at least one item id")
+    ids, unknown = saved.internal_ids(raw_session)
+    if len(ids) == 0:
+        shown = ", ".join(str(r) for r in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise ValueError(f"{where} has no item the model knows (unknown: {shown})")
+    return ids[-saved.config.L :], unknown
+
+
+def _floats(values):
+    """Python floats with the shortest decimals that round-trip in the array's dtype."""
+    return [float(str(v)) for v in values]
+
+
+def recommend_sessions(model, sessions, k=20, batch_size=256, warn=True):
+    """Recommend for many sessions at once, in batches.
+
+    Parameters
+    ----------
+    model : str or SavedModel
+    sessions : list of sequences of raw item ids, oldest click first
+    k : int, items per session (at most the number of items)
+    batch_size : int
+    warn : bool
+        Warn about unknown items (they are also listed in each result).
+
+    Returns
+    -------
+    list of Recommendation, one per session
+
+    Raises
+    ------
+    ValueError
+        When a session is empty or has no known item (the message says which).
+    """
+    saved = _as_saved_model(model)
+    n_items, L = saved.model.n_items, saved.config.L
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    k = min(int(k), n_items)
+    prepared = [
+        _session_ids(saved, s, f"session {i + 1}" if len(sessions) > 1 else "the session")
+        for i, s in enumerate(sessions)
+    ]
+    results = []
+    for start in range(0, len(prepared), batch_size):
+        chunk = prepared[start : start + batch_size]
+        item_seq = np.zeros((len(chunk), L), dtype=np.int32)  # B,L
+        item_seq_len = np.array([len(ids) for ids, _ in chunk], dtype=np.int32)  # B
+        for b, (ids, _) in enumerate(chunk):
+            item_seq[b, : len(ids)] = ids
+        scores = saved.model.scores(item_seq, item_seq_len)  # B,n
+        beta = saved.model.importance(item_seq, item_seq_len)  # B,L
+        _, top = rank_topk(scores, np.zeros(len(chunk), dtype=np.int64), k)  # B,k
+        for b, (ids, unknown) in enumerate(chunk):
+            results.append(
+                Recommendation(
+                    items=[int(x) for x in saved.item_ids[top[b] + 1]],
+                    scores=_floats(scores[b, top[b]]),
+                    session=[int(x) for x in saved.item_ids[ids]],
+                    importance=_floats(beta[b, : len(ids)]),
+                    unknown=unknown,
+                )
+            )
+    if warn:
+        for i, r in enumerate(results):
+            if r.unknown:
+                where = f"session {i + 1}" if len(results) > 1 else "the session"
+                warnings.warn(
+                    f"{where}: skipped items unknown to the model: "
+                    + ", ".join(str(u) for u in r.unknown),
+                    stacklevel=2,
+                )
+    return results
+
+
+def recommend(model, session, k=20):
+    """The top-k next items for one session, in the dataset's raw item ids.
+
+    Unknown items are skipped with a warning; only the ``L`` most recent
+    known items are read.
+
+    Parameters
+    ----------
+    model : str or SavedModel
+    session : sequence of int, raw item ids, oldest click first
+    k : int
+
+    Returns
+    -------
+    Recommendation
+    """
+    (result,) = recommend_sessions(model, [session], k, warn=False)
+    if result.unknown:
+        warnings.warn(
+            "skipped items unknown to the model: " + ", ".join(str(u) for u in result.unknown),
+            stacklevel=2,
+        )
+    return result
+
+
+def parse_session(text, where="the session"):
+    """Raw item ids from ``"214,873,12"``.
+
+    Raises
+    ------
+    ValueError
+        When a field is not an integer or there is none.
+    """
+    fields_ = [f.strip() for f in text.strip().split(",")]
+    if fields_ == [""]:
+        raise ValueError(f"{where} is empty: give comma-separated item ids, e.g. 214,873,12")
+    try:
+        return [int(f) for f in fields_]
+    except ValueError:
+        bad = next(f for f in fields_ if not _is_int(f))
+        raise ValueError(
+            f"{where}: {bad!r} is not an item id (expected comma-separated integers)"
+        ) from None
+
+
+def _is_int(text):
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_sessions(path):
+    """The sessions of a file: one per line, comma-separated raw item ids.
+
+    Returns
+    -------
+    list of list of int
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line of the first malformed or empty line.
+    """
+    sessions = []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            sessions.append(parse_session(line, f"{path} line {number}"))
+    if not sessions:
+        raise ValueError(f"{path} holds no session: write one per line, e.g. 214,873,12")
+    return sessions
+
+
+def recommendations_text(recommendations, fmt="csv"):
+    """Recommendations as CSV (``line,rank,item,score``) or JSON lines.
+
+    Parameters
+    ----------
+    recommendations : list of Recommendation, in the order of the input lines
+    fmt : {"csv", "jsonl"}
+
+    Returns
+    -------
+    str
+    """
+    if fmt == "csv":
+        rows = ["line,rank,item,score\n"]
+        for line, r in enumerate(recommendations, start=1):
+            for rank, (item, score) in enumerate(zip(r.items, r.scores, strict=True), start=1):
+                rows.append(f"{line},{rank},{item},{score:.6g}\n")
+        return "".join(rows)
+    if fmt == "jsonl":
+        return "".join(
+            json.dumps({"line": line, **r.to_dict()}) + "\n"
+            for line, r in enumerate(recommendations, start=1)
+        )
+    raise ValueError(f"format must be csv or jsonl, not {fmt!r}")
+
+
+def write_recommendations(path, recommendations, fmt="csv"):
+    """Write :func:`recommendations_text` to ``path`` atomically."""
+    checkpoint.write_text(path, recommendations_text(recommendations, fmt))

@@ -1,0 +1,116 @@
+"""Ranking metrics on small arrays computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minisriem.metrics import (
+    format_metrics_table,
+    length_groups,
+    metrics_by_length,
+    model_ranks,
+    mrr_at_k,
+    ndcg_at_k,
+    popularity_ranks,
+    popularity_scores,
+    rank_metrics,
+    recall_at_k,
+    target_ranks,
+)
+
+
+def test_rank_counts_only_strictly_higher_scores():
+    scores = np.array(
+        [
+            [0.1, 0.5, 0.5, 0.2],  # target item 3 (column 2) ties with column 1: rank 1
+            [0.9, 0.1, 0.3, 0.3],  # target item 3: only 0.9 is higher: rank 2
+            [0.0, 0.0, 0.0, 0.0],  # all tied: rank 1
+            [0.4, 0.3, 0.2, 0.1],  # target item 4 is last: rank 4
+        ],
+        dtype=np.float32,
+    )
+    ranks = target_ranks(scores, np.array([3, 3, 1, 4]))
+    np.testing.assert_array_equal(ranks, [1, 2, 1, 4])
+
+
+def test_recall_mrr_ndcg_by_hand():
+    ranks = np.array([1, 3, 21, 20])
+    assert recall_at_k(ranks, 20) == 3 / 4
+    assert recall_at_k(ranks, 5) == 2 / 4
+    assert mrr_at_k(ranks, 20) == pytest.approx((1 + 1 / 3 + 0 + 1 / 20) / 4)
+    assert mrr_at_k(ranks, 2) == pytest.approx(1 / 4)  # rank 3 is above K = 2: counts 0
+    assert ndcg_at_k(ranks, 20) == pytest.approx((1 + 1 / 2 + 0 + 1 / math.log2(21)) / 4)
+    assert ndcg_at_k(ranks, 1) == pytest.approx(1 / 4)
+
+
+def test_rank_metrics_keys_and_values():
+    m = rank_metrics(np.array([1, 2]), ks=(1, 5))
+    assert set(m) == {"Recall@1", "MRR@1", "NDCG@1", "Recall@5", "MRR@5", "NDCG@5"}
+    assert m["Recall@1"] == 0.5 and m["Recall@5"] == 1.0
+    assert m["MRR@5"] == pytest.approx(0.75)
+    assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+
+
+def test_length_groups_cap_at_ten_plus():
+    labels, group = length_groups(np.array([1, 2, 9, 10, 15, 69]))
+    assert labels == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10+"]
+    assert [labels[g] for g in group] == ["1", "2", "9", "10+", "10+", "10+"]
+
+
+def test_metrics_by_length():
+    ranks = np.array([1, 30, 2, 4])
+    lengths = np.array([1, 1, 12, 10])
+    by = metrics_by_length(ranks, lengths, ks=(20,))
+    assert by["1"]["count"] == 2 and by["1"]["Recall@20"] == 0.5 and by["1"]["MRR@20"] == 0.5
+    assert by["10+"]["count"] == 2 and by["10+"]["MRR@20"] == pytest.approx((1 / 2 + 1 / 4) / 2)
+    assert by["5"] == {"count": 0, "Recall@20": None, "MRR@20": None, "NDCG@20": None}
+    assert sum(g["count"] for g in by.values()) == 4
+
+
+def test_popularity_baseline_by_hand():
+    train_targets = np.array([1, 1, 2, 3, 3, 3])  # counts: item 1: 2, 2: 1, 3: 3, 4: 0
+    np.testing.assert_array_equal(popularity_scores(train_targets, 4), [2, 1, 3, 0])
+    ranks = popularity_ranks(train_targets, np.array([3, 1, 4, 2]), 4)
+    np.testing.assert_array_equal(ranks, [1, 2, 4, 3])
+
+
+def test_popularity_ranks_agree_with_the_general_rule():
+    rng = np.random.default_rng(0)
+    train_targets = rng.integers(1, 30, size=200)
+    test_targets = rng.integers(1, 30, size=50)
+    scores = np.tile(popularity_scores(train_targets, 29), (50, 1))
+    np.testing.assert_array_equal(
+        popularity_ranks(train_targets, test_targets, 29), target_ranks(scores, test_targets)
+    )
+
+
+class _FixedScores:
+    """A stand-in model whose scores are a given matrix, row by row."""
+
+    def __init__(self, scores):
+        self.all_scores = scores
+
+    def scores(self, item_seq, item_seq_len):
+        return self.all_scores[item_seq[:, 0]]
+
+
+def test_model_ranks_batches_like_one_call():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(7, 12)).astype(np.float32)
+    item_seq = np.arange(7)[:, None]  # row index smuggled in as the "item"
+    targets = rng.integers(1, 13, size=7)
+    model = _FixedScores(scores)
+    expected = target_ranks(scores, targets)
+    got = model_ranks(model, item_seq, np.ones(7, int), targets, batch_size=3)
+    np.testing.assert_array_equal(got, expected)
+    assert model_ranks(model, item_seq, np.ones(7, int), targets, 3, stop=lambda: True) is None
+
+
+def test_table_shows_percent_and_dashes():
+    text = format_metrics_table(
+        [("a", {"count": 3, "Recall@20": 0.5, "MRR@20": 0.25}), ("b", {"count": 0})],
+        ks=(20,),
+        names=("Recall", "MRR"),
+    )
+    assert "50.00" in text and "25.00" in text and "-" in text.splitlines()[2]
