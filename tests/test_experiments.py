@@ -19,6 +19,8 @@ def run(tmp_path, *extra):
         "synthetic",
         "--out-dir",
         str(tmp_path / "runs"),
+        "--state-dir",
+        str(tmp_path / "state"),
         "--report",
         str(tmp_path / "docs" / "REPRODUCTION.md"),
         "--bench-json",
@@ -30,7 +32,7 @@ def run(tmp_path, *extra):
 
 
 def state(tmp_path):
-    with open(tmp_path / "runs" / "synthetic" / "state.json") as f:
+    with open(tmp_path / "state" / "synthetic" / "state.json") as f:
         return json.load(f)
 
 

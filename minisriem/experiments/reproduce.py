@@ -20,7 +20,8 @@ sr-sat          SR-SAT (importance "sat"), first seed
 Every model run is an ordinary trainer run directory
 ``OUT_DIR/DATASET/NAME/`` (``python -m minisriem.train --resume`` continues
 it by hand too). The results of finished runs are kept in
-``OUT_DIR/DATASET/state.json``. Stop it at any time with Ctrl-C: the
+``STATE_DIR/DATASET/state.json`` (default ``docs/reproduction/``, committed
+with the page, so the page can be rewritten without the run directories). Stop it at any time with Ctrl-C: the
 running run saves a checkpoint, and the same command started again skips
 finished runs, resumes the interrupted one and goes on. Asking for a
 finished run with other settings (say, other ``--epochs``) is an error:
@@ -59,6 +60,7 @@ ONLY = {
 STATE_FILE = "state.json"
 STATE_FORMAT = "minisriem-reproduce"
 DEFAULT_OUT = os.path.join("runs", "reproduce")
+DEFAULT_STATE = os.path.join("docs", "reproduction")  # small, committed: survives the runs
 DEFAULT_REPORT = os.path.join("docs", "REPRODUCTION.md")
 DEFAULT_BENCH = os.path.join(
     os.environ.get("BENCH_DIR", "/tmp/sriem-torch-ref"), "bench.json"
@@ -364,6 +366,11 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=None, help="training batch (default: 128)")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience")
     p.add_argument("--out-dir", default=DEFAULT_OUT, help="runs go to OUT_DIR/DATASET/")
+    p.add_argument(
+        "--state-dir",
+        default=DEFAULT_STATE,
+        help="results of finished runs go to STATE_DIR/DATASET/state.json",
+    )
     p.add_argument("--report", default=DEFAULT_REPORT, help="the page to write")
     p.add_argument(
         "--bench-json",
@@ -418,6 +425,7 @@ def main(argv=None):
 
     log = print
     out = os.path.join(args.out_dir, args.dataset)
+    state_folder = os.path.join(args.state_dir, args.dataset)
     try:
         if not args.report_only:
             ds = load_dataset(args.dataset, args.data_dir)
@@ -430,6 +438,7 @@ def main(argv=None):
             runs = plan_runs(groups, seeds, epochs, overrides)
             ctx = argparse.Namespace(
                 out=out,
+                state=state_folder,
                 data_dir=args.data_dir,
                 progress=not args.no_progress,
                 threads=args.threads,
@@ -439,7 +448,7 @@ def main(argv=None):
             status = execute(runs, ds, ctx, args, argv)
             if status != 0:
                 return status
-        path = page.write_page(args.report, args.out_dir, bench_json=args.bench_json)
+        path = page.write_page(args.report, args.state_dir, bench_json=args.bench_json)
         log(f"wrote {path}")
     except (DataError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -450,7 +459,8 @@ def main(argv=None):
 def execute(runs, ds, ctx, args, argv):
     """Do every planned run not finished yet; 0 when all are done, 130 when interrupted."""
     os.makedirs(ctx.out, exist_ok=True)
-    state = load_state(ctx.out) or {
+    os.makedirs(ctx.state, exist_ok=True)
+    state = load_state(ctx.state) or {
         "format": STATE_FORMAT,
         "dataset": ds.name,
         "data_dir": args.data_dir,
@@ -459,7 +469,7 @@ def execute(runs, ds, ctx, args, argv):
         "runs": {},
     }
     if state["dataset"] != ds.name:
-        raise ValueError(f"{ctx.out} holds runs of {state['dataset']}, not {ds.name}")
+        raise ValueError(f"{ctx.state} holds runs of {state['dataset']}, not {ds.name}")
     command = shlex.join(
         ["python", "-m", "minisriem.experiments.reproduce", *(argv or sys.argv[1:])]
     )
@@ -470,14 +480,15 @@ def execute(runs, ds, ctx, args, argv):
             "machine": machine_info(args.threads),
         }
     )
-    save_state(ctx.out, state)
+    save_state(ctx.state, state)
     for run in runs:
         record = state["runs"].get(run["name"])
         if run["kind"] == "model" and record is not None and record["settings"] != run["settings"]:
             raise ValueError(
-                f"{run['name']} in {ctx.out} was started with {record['settings']}, not "
+                f"{run['name']} in {ctx.state} was started with {record['settings']}, not "
                 f"{run['settings']}: use another --out-dir, or delete "
-                f"{os.path.join(ctx.out, run['name'])} and its entry in {STATE_FILE}"
+                f"{os.path.join(ctx.out, run['name'])} and its entry in "
+                f"{os.path.join(ctx.state, STATE_FILE)}"
             )
         if is_done(record):
             ctx.log(f"{run['name']}: finished before, skipped")
@@ -493,13 +504,13 @@ def execute(runs, ds, ctx, args, argv):
             record["settings"] = run["settings"]
             record["group"] = run["group"]
             state["runs"][run["name"]] = record
-            save_state(ctx.out, state)
+            save_state(ctx.state, state)
             finished = run_model(run, ds, ctx, record)
         record["group"] = run["group"]
         record["wall_seconds"] = record.get("wall_seconds", 0.0) + time.perf_counter() - started
         record["machine"] = state["invocations"][-1]["machine"]
         state["runs"][run["name"]] = record
-        save_state(ctx.out, state)
+        save_state(ctx.state, state)
         if not finished:
             ctx.log(
                 f"interrupted during {run['name']}; its checkpoint is saved. "
