@@ -22,8 +22,8 @@ Every model run is an ordinary trainer run directory
 it by hand too). The results of finished runs are kept in
 ``STATE_DIR/DATASET/state.json`` (default ``docs/reproduction/``, committed
 with the page, so the page can be rewritten without the run directories).
-Stop it at any time with Ctrl-C: the running run saves a checkpoint, and the same command started again skips
-finished runs, resumes the interrupted one and goes on. Asking for a
+Stop it at any time with Ctrl-C: the running run saves a checkpoint, and
+the same command started again skips finished runs, resumes the interrupted one and goes on. Asking for a
 finished run with other settings (say, other ``--epochs``) is an error:
 choose another ``--out-dir``.
 
