@@ -23,9 +23,9 @@ it by hand too). The results of finished runs are kept in
 ``STATE_DIR/DATASET/state.json`` (default ``docs/reproduction/``, committed
 with the page, so the page can be rewritten without the run directories).
 Stop it at any time with Ctrl-C: the running run saves a checkpoint, and
-the same command started again skips finished runs, resumes the interrupted one and goes on. Asking for a
-finished run with other settings (say, other ``--epochs``) is an error:
-choose another ``--out-dir``.
+the same command started again skips finished runs, resumes the interrupted
+one and goes on. Asking for a finished run with other settings (say, other
+``--epochs``) is an error: choose another ``--out-dir`` and ``--state-dir``.
 
 Exit status: 0 when every planned run is finished and the page is written,
 2 on bad input, 130 when interrupted (rerun the same command to continue).
