@@ -105,7 +105,7 @@ def environment():
 
     info = {
         "numba_threads": numba.get_num_threads(),
-        "numba_layer": os.environ.get("NUMBA_THREADING_LAYER", "default"),
+        "numba_layer": numba.config.THREADING_LAYER,
         "threadpoolctl": kernels.ThreadpoolController is not None,
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
