@@ -41,9 +41,18 @@ RAW_FILES = {
     "custom": "clicks.csv",
 }
 PUBLIC_SOURCES = {
-    "diginetica": "the CIKM Cup 2016 DIGINETICA data (train-item-views.csv)",
-    "yoochoose1_64": "the RecSys Challenge 2015 YOOCHOOSE data (yoochoose-clicks.dat)",
-    "yoochoose1_4": "the RecSys Challenge 2015 YOOCHOOSE data (yoochoose-clicks.dat)",
+    "diginetica": (
+        "the CIKM Cup 2016 DIGINETICA data (train-item-views.csv, from "
+        "https://competitions.codalab.org/competitions/11161)"
+    ),
+    "yoochoose1_64": (
+        "the RecSys Challenge 2015 YOOCHOOSE data (yoochoose-clicks.dat, from "
+        "https://recsys.acm.org/recsys15/challenge/)"
+    ),
+    "yoochoose1_4": (
+        "the RecSys Challenge 2015 YOOCHOOSE data (yoochoose-clicks.dat, from "
+        "https://recsys.acm.org/recsys15/challenge/)"
+    ),
 }
 CUSTOM_OPTIONS = ("session_col", "item_col", "time_col", "delimiter", "time_format")
 SRGNN_FILES = ("train.txt", "test.txt")
