@@ -241,7 +241,8 @@ def table3(dataset, state, bench):
             f"{te:.1f} | {te / b_test:.2f} |"
         )
         note = (
-            "\nThe PyTorch row is computed from `bench.json` of `/work/shared/bench` "
+            "\nThe PyTorch row is computed from the `bench.json` of `../shared/bench` "
+            "(kept as `docs/reproduction/torch-bench.json`) "
             f"({bench['torch_train_ex_per_s']:.0f} training and "
             f"{bench['torch_eval_ex_per_s']:.0f} test examples/s, median step times on "
             "synthetic data of DIGINETICA's shape), scaled to the same numbers of examples. "
@@ -250,7 +251,8 @@ def table3(dataset, state, bench):
     elif dataset == "diginetica":
         note = (
             "\nPyTorch reference: not measured (no `bench.json`; run "
-            "`/work/shared/bench/run_torch_reference.sh`, then regenerate the page)."
+            "`../shared/bench/run_torch_reference.sh`, copy its `bench.json` to "
+            "`docs/reproduction/torch-bench.json`, then regenerate the page)."
         )
     return (
         "\n".join(lines)

@@ -62,9 +62,10 @@ STATE_FORMAT = "minisriem-reproduce"
 DEFAULT_OUT = os.path.join("runs", "reproduce")
 DEFAULT_STATE = os.path.join("docs", "reproduction")  # small, committed: survives the runs
 DEFAULT_REPORT = os.path.join("docs", "REPRODUCTION.md")
-DEFAULT_BENCH = os.path.join(
-    os.environ.get("BENCH_DIR", "/tmp/sriem-torch-ref"), "bench.json"
-)  # written by /work/shared/bench/run_torch_reference.sh
+# The PyTorch reference's figures, as written by ../shared/bench/run_torch_reference.sh
+# into $BENCH_DIR/bench.json; a copy is kept beside the results so the page can be
+# rewritten later (copy a new bench.json there after running the reference again).
+DEFAULT_BENCH = os.path.join(DEFAULT_STATE, "torch-bench.json")
 
 
 # ----------------------------------------------------------------------
