@@ -111,6 +111,37 @@ def build_parser():
     return p
 
 
+SETTINGS = (
+    "d",
+    "l",
+    "L",
+    "variant",
+    "importance",
+    "lr",
+    "lr_decay",
+    "lr_step",
+    "l2",
+    "batch_size",
+    "shuffle",
+    "patience",
+    "seed",
+    "valid_fraction",
+    "epochs",
+)
+
+
+def warn_ignored_on_resume(args):
+    """Say which settings a ``--resume`` ignores (the run keeps its config.json)."""
+    defaults = build_parser().parse_args([])
+    given = [name for name in SETTINGS if getattr(args, name) != getattr(defaults, name)]
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        print(
+            f"warning: --resume continues the run with its own settings; ignored: {options}",
+            file=sys.stderr,
+        )
+
+
 def main(argv=None):
     """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -122,6 +153,8 @@ def main(argv=None):
     except ValueError as e:
         return fail(e)
 
+    if args.resume is not None:
+        warn_ignored_on_resume(args)
     settings = {}
     if args.resume is None:
         settings = dict(

@@ -242,3 +242,12 @@ def test_the_commands_load_numpy_only_after_reading_threads():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def test_resume_warns_about_the_options_it_ignores(tmp_path, capsys):
+    from minisriem.train import main
+
+    assert main(["--resume", str(tmp_path / "nothing"), "--lr", "0.5", "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "ignored: --lr, --seed" in err
+    assert "not a run directory" in err
