@@ -3,8 +3,21 @@
 from dataclasses import asdict, dataclass, fields
 
 
+class DictConvertible:
+    """``to_dict`` / ``from_dict`` for a dataclass of settings (saved as JSON)."""
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Build the settings from a dict, ignoring keys they do not know."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
 @dataclass
-class Config:
+class Config(DictConvertible):
     """Every hyper-parameter of SR-IEM and its training.
 
     Model: ``d`` embedding size, ``l`` query/key size (paper variant only),
@@ -26,12 +39,3 @@ class Config:
     lr_step: int = 3
     l2: float = 1e-5
     batch_size: int = 128
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        """Build a Config from a dict, ignoring keys it does not know."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})

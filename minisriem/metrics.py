@@ -50,7 +50,7 @@ def model_ranks(model, item_seq, item_seq_len, targets, batch_size=512, stop=Non
 
     Parameters
     ----------
-    model : SRIEM (anything with ``scores(item_seq, item_seq_len)``)
+    model : SRIEM (its ``rank_topk``), or anything with ``scores(item_seq, item_seq_len)``
     item_seq : int array of shape (N, L), left-aligned, 0-padded
     item_seq_len : int array of shape (N,)
     targets : int array of shape (N,), item ids 1..n
@@ -68,8 +68,11 @@ def model_ranks(model, item_seq, item_seq_len, targets, batch_size=512, stop=Non
         if stop is not None and stop():
             return None
         end = min(start + batch_size, n)
-        scores = model.scores(item_seq[start:end], item_seq_len[start:end])  # B,n
-        ranks[start:end] = target_ranks(scores, targets[start:end])
+        batch = item_seq[start:end], item_seq_len[start:end]
+        if hasattr(model, "rank_topk"):  # SRIEM: scores into one reused (B, n) buffer
+            ranks[start:end] = model.rank_topk(*batch, targets[start:end], k=1)[0]
+        else:  # the baselines
+            ranks[start:end] = target_ranks(model.scores(*batch), targets[start:end])
     return ranks
 
 

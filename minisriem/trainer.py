@@ -31,12 +31,13 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from minisriem import checkpoint, report
+from minisriem.config import DictConvertible
 from minisriem.metrics import KS, model_ranks, popularity_ranks, rank_metrics
 from minisriem.model import SRIEM
 from minisriem.optim import Adam, step_lr
@@ -46,7 +47,7 @@ LAST_EPOCH = "last epoch, no validation split"
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(DictConvertible):
     """How a run trains, beyond the model's hyper-parameters (:class:`~minisriem.config.Config`).
 
     ``epochs`` the most epochs to run; ``patience`` stop after this many
@@ -63,14 +64,6 @@ class TrainOptions:
     shuffle: bool = True
     valid_fraction: float = 0.1
     eval_batch_size: int = 512
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class TrainingDiverged(ValueError):
