@@ -355,13 +355,9 @@ class Trainer:
         try:
             for b in range(s["step"], len(batches)):
                 idx = batches[b]
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    loss, grads = self.model.loss_and_grads(
-                        self.fit.item_seq[idx], self.fit.item_seq_len[idx], self.fit.targets[idx]
-                    )
+                loss = self.train_step(idx)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(self._diverged_message(loss, b))
-                self.adam.step(self.model.params, grads)
                 s["step"] = b + 1
                 s["global_step"] += 1
                 s["loss_sum"] += float(loss) * len(idx)
@@ -380,6 +376,19 @@ class Trainer:
             bar.close()
             s["train_seconds"] = s.get("train_seconds", 0.0) + time.perf_counter() - started
         return True
+
+    def train_step(self, idx):
+        """One Adam step on the fit examples ``idx`` (B,); returns the batch's mean loss.
+
+        A NaN or infinite loss is returned without touching the parameters.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads = self.model.loss_and_grads(
+                self.fit.item_seq[idx], self.fit.item_seq_len[idx], self.fit.targets[idx]
+            )
+        if math.isfinite(loss):
+            self.adam.step(self.model.params, grads)
+        return loss
 
     def _diverged_message(self, loss, b):
         s = self.state

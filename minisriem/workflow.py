@@ -113,7 +113,7 @@ class TrainResult:
         return final_table(self.summary) if self.summary else ""
 
 
-def _split_settings(settings):
+def split_settings(settings):
     """Sort keyword settings into a Config and TrainOptions, checking names and values."""
     config_names = {f.name for f in fields(Config)}
     option_names = {f.name for f in fields(TrainOptions)}
@@ -242,7 +242,7 @@ def train(
     else:
         dataset_arg = dataset if isinstance(dataset, str) else None
         settings.setdefault("epochs", default_epochs(dataset_arg or ""))
-        config, options = _split_settings(settings)
+        config, options = split_settings(settings)
 
     ds = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
     fit, valid = split_validation(ds.train, options.valid_fraction)

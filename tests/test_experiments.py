@@ -5,12 +5,17 @@ a model run interrupted and resumed, the state file, the page, the kept
 discussion) in seconds.
 """
 
+import fcntl
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from minisriem.experiments import page, reproduce
+
+TINY = ["--d", "8", "--l", "4", "--batch-size", "2048"]
 
 
 def run(tmp_path, *extra):
@@ -48,8 +53,10 @@ def test_plan_runs():
         "sriem-official-seed0",
         "sr-stamp-seed0",
         "sr-sat-seed0",
+        "timing",
     ]
-    assert runs[-1]["settings"] == {
+    assert runs[-1]["settings"] == {"seed": 0, "d": 50}
+    assert runs[-2]["settings"] == {
         "variant": "paper",
         "importance": "sat",
         "seed": 0,
@@ -82,7 +89,7 @@ def test_baselines_and_page(tmp_path, capsys):
 
 
 def test_model_run_is_resumed_after_an_interruption(tmp_path):
-    tiny = ["--runs", "sr-sat", "--epochs", "1", "--d", "8", "--l", "4", "--batch-size", "2048"]
+    tiny = ["--runs", "sr-sat", "--epochs", "1", *TINY]
     assert run(tmp_path, *tiny, "--stop-after-steps", "2") == 130
     record = state(tmp_path)["runs"]["sr-sat-seed0"]
     assert record["status"] == "running"
@@ -107,3 +114,99 @@ def test_bad_options(tmp_path, capsys):
     assert run(tmp_path, "--runs", "sr-gnn") == 2
     assert "unknown run group" in capsys.readouterr().err
     assert run(tmp_path, "--seeds", "a,b") == 2
+
+
+def test_a_run_trained_by_hand_is_recorded_with_its_own_times(tmp_path):
+    """A run made with ``minisriem.train`` and the same settings is picked up, not retrained."""
+    from minisriem.workflow import train
+
+    settings = dict(variant="paper", importance="sat", seed=0, epochs=1, d=8, l=4)
+    run_dir = tmp_path / "runs" / "synthetic" / "sr-sat-seed0"
+    result = train(
+        "synthetic",
+        out=str(run_dir),
+        batch_size=2048,
+        threads=1,
+        progress=False,
+        log=lambda _: None,
+        **settings,
+    )
+    assert result.status == "finished"
+    assert run(tmp_path, "--runs", "sr-sat", "--epochs", "1", *TINY) == 0
+    record = state(tmp_path)["runs"]["sr-sat-seed0"]
+    assert record["status"] == "finished" and record["threads"] == 1
+    own = sum(result.history[0][k] for k in ("train_seconds", "eval_seconds"))
+    assert record["wall_seconds"] == pytest.approx(own + record["test_seconds"])
+
+
+def test_a_run_another_command_holds_is_skipped(tmp_path, capsys):
+    out = tmp_path / "runs" / "synthetic"
+    out.mkdir(parents=True)
+    with open(out / "sr-sat-seed0.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert run(tmp_path, "--runs", "sr-sat", "--epochs", "1", *TINY) == 0
+    assert "sr-sat-seed0: another command is running it, skipped" in capsys.readouterr().out
+    assert "sr-sat-seed0" not in state(tmp_path)["runs"]
+
+
+def test_two_commands_at_once_keep_each_others_records(tmp_path):
+    def start(group):
+        argv = [
+            sys.executable, "-m", "minisriem.experiments.reproduce", "--dataset", "synthetic",
+            "--out-dir", str(tmp_path / "runs"), "--state-dir", str(tmp_path / "state"),
+            "--report", str(tmp_path / "docs" / "REPRODUCTION.md"), "--no-progress",
+            "--threads", "1", "--runs", group, "--epochs", "1", *TINY,
+        ]  # fmt: skip
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    procs = [start("sr-sat"), start("sr-stamp")]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+    st = state(tmp_path)
+    assert {n for n, r in st["runs"].items() if r["status"] == "finished"} == {
+        "sr-sat-seed0",
+        "sr-stamp-seed0",
+    }
+    assert len(st["invocations"]) == 2
+
+
+def fake_torch_script(tmp_path, body):
+    script = tmp_path / "fake_torch.sh"
+    script.write_text("#!/usr/bin/env bash\n" + body)
+    return str(script)
+
+
+def test_timing_group_times_every_model_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_DIR", str(tmp_path / "bench"))
+    bench = {"torch": "x", "torch_threads": 2, "torch_step_ms": 100.0, "torch_eval_ex_per_s": 50.0}
+    script = fake_torch_script(
+        tmp_path,
+        f"mkdir -p $BENCH_DIR && echo '{json.dumps(bench)}' > $BENCH_DIR/bench.json\n",
+    )
+    timing = ["--timing-steps", "2", "--timing-rounds", "2", "--timing-test", "300"]
+    assert run(tmp_path, "--runs", "timing", *TINY, *timing, "--torch-script", script) == 0
+    record = state(tmp_path)["runs"]["timing"]
+    assert record["status"] == "finished"
+    assert list(record["models"]) == list(reproduce.TIMED_GROUPS)
+    for t in record["models"].values():
+        assert len(t["step_seconds"]) == 2 and min(t["step_seconds"]) > 0
+        assert t["train_epoch_seconds"] > 0 and t["test_seconds"] > 0
+    assert record["timed_test_examples"] == 300
+    text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
+    assert "Measured side by side by the `timing` group" in text
+    torch_epoch = 0.1 * record["batches_per_epoch"]
+    assert f"| PyTorch reference (Adam; torch x, 2 threads) | {torch_epoch:.1f} |" in text
+    torch_test = record["test_examples"] / 50.0
+    assert f"| {torch_test:.1f} |" in text
+
+
+def test_timing_without_the_torch_reference_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_DIR", str(tmp_path / "bench"))
+    script = fake_torch_script(tmp_path, "echo 'no torch here' >&2; exit 3\n")
+    timing = ["--timing-steps", "1", "--timing-rounds", "1", "--timing-test", "100"]
+    assert run(tmp_path, "--runs", "timing", *TINY, *timing, "--torch-script", script) == 0
+    assert "PyTorch reference failed (exit 3): no torch here" in capsys.readouterr().out
+    assert state(tmp_path)["runs"]["timing"]["torch"] is None
+    text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
+    assert "The PyTorch reference was not run" in text

@@ -79,6 +79,8 @@ def table2(dataset, state):
         "|---|---|---|---|---|---|---|---|",
     ]
     for group, spec in GROUPS.items():
+        if spec["kind"] == "timing":
+            continue
         recs = [r for _, r in _records(state, group)]
         label = spec["label"]
         paper_key = "SR-IEM" if group == "sriem-paper" else label
@@ -211,6 +213,70 @@ def fig3(dataset, state, path):
 # Table 3
 # ----------------------------------------------------------------------
 def table3(dataset, state, bench):
+    timing = state["runs"].get("timing")
+    if is_done(timing):
+        return _table3_side_by_side(timing)
+    return _table3_from_runs(dataset, state, bench)
+
+
+def _paper_table3_note():
+    c, g = PAPER_TABLE3["CSRM"], PAPER_TABLE3["SR-GNN"]
+    return (
+        "The paper's Table 3 gives only CSRM and SR-GNN relative to SR-IEM (DIGINETICA: "
+        f"training {c[2]:.2f} and {g[2]:.2f}, test {c[3]:.2f} and {g[3]:.2f}); we have "
+        "neither model."
+    )
+
+
+def _table3_side_by_side(timing):
+    """Table 3 from the ``timing`` group: every model timed in one process, in rounds."""
+    models = timing["models"]
+    base = models["sriem-paper"]
+    b_train, b_test = base["train_epoch_seconds"], base["test_seconds"]
+    lines = [
+        "| method | training s / epoch | relative | test s (whole test set) | relative |",
+        "|---|---|---|---|---|",
+    ]
+    for group, t in models.items():
+        tr, te = t["train_epoch_seconds"], t["test_seconds"]
+        lines.append(
+            f"| {GROUPS[group]['label']} | {tr:.1f} | {tr / b_train:.2f} | "
+            f"{te:.1f} | {te / b_test:.2f} |"
+        )
+    torch = timing.get("torch")
+    if torch and torch.get("torch_step_ms"):
+        te = timing["test_examples"] / torch["torch_eval_ex_per_s"]
+        for key, adam in (("torch_step_ms", "Adam"), ("torch_step_ms_fusedadam", "fused Adam")):
+            if torch.get(key):
+                tr = torch[key] / 1e3 * timing["batches_per_epoch"]
+                lines.append(
+                    f"| PyTorch reference ({adam}; torch {torch.get('torch', '?')}, "
+                    f"{torch.get('torch_threads', '?')} threads) | {tr:.1f} | "
+                    f"{tr / b_train:.2f} | {te:.1f} | {te / b_test:.2f} |"
+                )
+        torch_note = (
+            " The PyTorch reference (`../shared/bench/run_torch_reference.sh`) ran in the same "
+            "command right after our rounds, on synthetic batches of DIGINETICA's shape; its "
+            "median step time and evaluation speed are scaled the same way."
+        )
+    else:
+        torch_note = " The PyTorch reference was not run (its script was not found or failed)."
+    threads = timing.get("threads") or "all"
+    return (
+        "\n".join(lines)
+        + f"\n\nMeasured side by side by the `timing` group in one process ({threads} "
+        f"threads): in each of {timing['rounds']} rounds, every model does "
+        f"{timing['steps']} training steps on the same batches and ranks the same "
+        f"{timing['timed_test_examples']} test examples; the median round is scaled to one "
+        f"epoch ({timing['batches_per_epoch']} steps) and to the {timing['test_examples']} test "
+        "examples. Relative to SR-IEM (paper). The model runs above were made one or two at a "
+        "time with different thread counts, so their own epoch times (in the runs table) are "
+        "not comparable." + torch_note + " " + _paper_table3_note()
+    )
+
+
+def _table3_from_runs(dataset, state, bench):
+    """Table 3 from the runs' own epoch times, until the ``timing`` group has run."""
     base = _records(state, "sriem-paper")
     if not base:
         return "_Not measured: needs a finished SR-IEM (paper) run._"
@@ -242,28 +308,17 @@ def table3(dataset, state, bench):
         )
         note = (
             "\nThe PyTorch row is computed from the `bench.json` of `../shared/bench` "
-            "(kept as `docs/reproduction/torch-bench.json`) "
-            f"({bench['torch_train_ex_per_s']:.0f} training and "
-            f"{bench['torch_eval_ex_per_s']:.0f} test examples/s, median step times on "
-            "synthetic data of DIGINETICA's shape), scaled to the same numbers of examples. "
-            "It was measured in another run than ours, so its ratio is indicative only."
-        )
-    elif dataset == "diginetica":
-        note = (
-            "\nPyTorch reference: not measured (no `bench.json`; run "
-            "`../shared/bench/run_torch_reference.sh`, copy its `bench.json` to "
-            "`docs/reproduction/torch-bench.json`, then regenerate the page)."
+            "(kept as `docs/reproduction/torch-bench.json`), measured in another run than "
+            "ours, so its ratio is indicative only."
         )
     return (
         "\n".join(lines)
-        + f"\n\nTimes are means over the epochs of each run (training only, without the "
-        f"per-epoch evaluation) and one timed pass over the {base['test_examples']} test "
-        "examples with the selected model, on the machine below. Relative to "
-        f"`{base_name}`. The paper's Table 3 gives only CSRM and SR-GNN relative to "
-        "SR-IEM (DIGINETICA: training "
-        f"{PAPER_TABLE3['CSRM'][2]:.2f} and {PAPER_TABLE3['SR-GNN'][2]:.2f}, test "
-        f"{PAPER_TABLE3['CSRM'][3]:.2f} and {PAPER_TABLE3['SR-GNN'][3]:.2f}); we have "
-        "neither model." + note
+        + "\n\nTimes are means over the epochs of each run (training only) and one timed "
+        f"pass over the {base['test_examples']} test examples with the selected model, "
+        f"relative to `{base_name}`; comparable only when the runs used the same threads on "
+        "a quiet machine. `--runs timing` measures them side by side instead. "
+        + _paper_table3_note()
+        + note
     )
 
 
@@ -272,21 +327,28 @@ def table3(dataset, state, bench):
 # ----------------------------------------------------------------------
 def runs_table(state):
     lines = [
-        "| run | status | epochs run / max | selected epoch | seed | wall time | command |",
-        "|---|---|---|---|---|---|---|",
+        "| run | status | epochs run / max | selected epoch | seed | threads | wall time "
+        "| command |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in state["runs"].items():
         s = r.get("settings", {})
+        threads = r.get("threads") or "all"
         if "epochs" in s:
             ep = f"{r.get('epochs_run', '-')} / {s['epochs']}"
             cmd = f"`{r['command']}`" if "command" in r else "(running)"
             sel = r.get("selected_epoch", "-")
             seed = s.get("seed", "-")
+        elif r.get("group") == "timing":
+            ep, sel, seed = "-", "-", s.get("seed", "-")
+            cmd = f"in-process (`--runs timing`), {r.get('steps')} steps x {r.get('rounds')} rounds"
         else:
             ep, sel, seed = "-", "-", "-"
             cmd = f"in-process (`minisriem.baselines`), L = {s.get('L')}"
         wall = _duration(r.get("wall_seconds", 0.0))
-        lines.append(f"| `{name}` | {r['status']} | {ep} | {sel} | {seed} | {wall} | {cmd} |")
+        lines.append(
+            f"| `{name}` | {r['status']} | {ep} | {sel} | {seed} | {threads} | {wall} | {cmd} |"
+        )
     inv = state["invocations"]
     machines = {json.dumps(i["machine"], sort_keys=True) for i in inv}
     m = inv[-1]["machine"]

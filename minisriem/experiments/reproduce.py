@@ -15,6 +15,10 @@ sriem-paper     SR-IEM, the paper's equations, once per seed (the headline row)
 sriem-official  SR-IEM as in the authors' released code, first seed
 sr-stamp        SR-STAMP (importance "stamp"), first seed
 sr-sat          SR-SAT (importance "sat"), first seed
+timing          Table 3: a training step and the test ranking of every model,
+                timed side by side in one process (and the PyTorch reference
+                right after, when ``../shared/bench`` is there); run it alone
+                on a quiet machine
 ==============  ==============================================================
 
 Every model run is an ordinary trainer run directory
@@ -27,15 +31,25 @@ the same command started again skips finished runs, resumes the interrupted
 one and goes on. Asking for a finished run with other settings (say, other
 ``--epochs``) is an error: choose another ``--out-dir`` and ``--state-dir``.
 
+Two commands may run at once (say, ``--runs sr-stamp --threads 1`` and
+``--runs sr-sat --threads 1`` on two cores): each run is locked while it
+trains (a second command skips it), and the state file is re-read and
+written under a lock, so each command adds its own records and keeps the
+other's. Their epoch times are then not comparable, which is why Table 3
+comes from the ``timing`` group, not from the runs.
+
 Exit status: 0 when every planned run is finished and the page is written,
 2 on bad input, 130 when interrupted (rerun the same command to continue).
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 
@@ -52,7 +66,10 @@ GROUPS = {
     },
     "sr-stamp": {"kind": "model", "label": "SR-STAMP", "variant": "paper", "importance": "stamp"},
     "sr-sat": {"kind": "model", "label": "SR-SAT", "variant": "paper", "importance": "sat"},
+    "timing": {"kind": "timing", "label": "Table 3 timing"},
 }
+TIMED_GROUPS = ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat")
+"""The models Table 3 times, with the settings of their runs."""
 ONLY = {
     "baselines": [g for g, v in GROUPS.items() if v["kind"] == "baseline"],
     "models": [g for g, v in GROUPS.items() if v["kind"] == "model"],
@@ -66,6 +83,7 @@ DEFAULT_REPORT = os.path.join("docs", "REPRODUCTION.md")
 # into $BENCH_DIR/bench.json; a copy is kept beside the results so the page can be
 # rewritten later (copy a new bench.json there after running the reference again).
 DEFAULT_BENCH = os.path.join(DEFAULT_STATE, "torch-bench.json")
+TORCH_SCRIPT = os.path.join("..", "shared", "bench", "run_torch_reference.sh")
 
 
 # ----------------------------------------------------------------------
@@ -93,6 +111,18 @@ def plan_runs(groups, seeds, epochs, overrides):
         spec = GROUPS[group]
         if spec["kind"] == "baseline":
             runs.append({"name": group, "group": group, "kind": "baseline", "label": spec["label"]})
+            continue
+        if spec["kind"] == "timing":
+            settings = {"seed": int(seeds[0]), **overrides}
+            runs.append(
+                {
+                    "name": group,
+                    "group": group,
+                    "kind": "timing",
+                    "label": spec["label"],
+                    "settings": settings,
+                }
+            )
             continue
         for seed in seeds if group == "sriem-paper" else seeds[:1]:
             settings = {
@@ -182,6 +212,41 @@ def save_state(folder, state):
     from minisriem.checkpoint import write_text
 
     write_text(os.path.join(folder, STATE_FILE), json.dumps(state, indent=1) + "\n")
+
+
+@contextlib.contextmanager
+def file_lock(path, wait=True):
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) inside the block.
+
+    Yields True when the lock is held; with ``wait=False`` yields False at once
+    when another process holds it. The lock goes with the process, so a killed
+    command never leaves a stale one behind.
+    """
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def update_state(folder, change, new):
+    """Apply ``change(state)`` to the state on disk and write it, under a lock.
+
+    Another command may have written the file since this one read it, so the
+    file is read again inside the lock; ``change`` sets only this command's
+    own entries. ``new()`` makes the state of a first run. Returns the state
+    as written.
+    """
+    with file_lock(os.path.join(folder, STATE_FILE + ".lock")):
+        state = load_state(folder) or new()
+        change(state)
+        save_state(folder, state)
+    return state
 
 
 def is_done(record):
@@ -305,6 +370,10 @@ def run_model(run, ds, ctx, record):
     ranks = model_ranks(saved.model, item_seq, item_seq_len, targets, batch_size=512)
     test_seconds = time.perf_counter() - t0
     summary, history = result.summary, result.history
+    with open(os.path.join(run_dir, CONFIG_FILE)) as f:
+        threads = json.load(f).get("threads")
+    train_seconds = [r["train_seconds"] for r in history]
+    eval_seconds = [r["eval_seconds"] for r in history]
     record.update(
         status=result.status,
         run_dir=run_dir,
@@ -315,8 +384,11 @@ def run_model(run, ds, ctx, record):
         valid=_at20(summary["selected"]["valid"]) if summary["selected"]["valid"] else None,
         test=_at20(summary["selected"]["test"]),
         best_test={k: [float(v), int(e)] for k, (v, e) in summary["best_test"].items()},
-        train_seconds=[r["train_seconds"] for r in history],
-        eval_seconds=[r["eval_seconds"] for r in history],
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        # From the run's own records: the run may have been trained by other commands.
+        wall_seconds=sum(train_seconds) + sum(eval_seconds) + test_seconds,
+        threads=threads,
         examples_per_epoch=history[0]["examples"],
         test_seconds=test_seconds,
         test_examples=int(len(targets)),
@@ -324,6 +396,123 @@ def run_model(run, ds, ctx, record):
         by_length=_by_length(ranks, ds.test.lengths),
     )
     return True
+
+
+def default_torch_script():
+    """``../shared/bench/run_torch_reference.sh`` beside the repository (or under
+    ``$MINISRIEM_SHARED``), or None when it is not there."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shared = os.environ.get("MINISRIEM_SHARED") or os.path.join(repo, "..", "shared")
+    path = os.path.join(shared, "bench", "run_torch_reference.sh")
+    return path if os.path.exists(path) else None
+
+
+def run_torch_reference(script, log):
+    """Run the PyTorch reference's script; its ``bench.json`` figures, or None.
+
+    The script installs torch into its own venv on first use (never into ours)
+    and writes ``$BENCH_DIR/bench.json``.
+    """
+    bench_dir = os.environ.get("BENCH_DIR", "/tmp/sriem-torch-ref")
+    log(f"PyTorch reference: bash {script}")
+    done = subprocess.run(
+        ["bash", script],
+        env={**os.environ, "BENCH_DIR": bench_dir},
+        capture_output=True,
+        text=True,
+    )
+    path = os.path.join(bench_dir, "bench.json")
+    if done.returncode != 0 or not os.path.exists(path):
+        tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
+        log(f"PyTorch reference failed (exit {done.returncode}): {tail[0]}; its row is left out")
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_timing(run, ds, ctx):
+    """Time a training step and the test ranking of every model of Table 3, side by side.
+
+    Each model of :data:`TIMED_GROUPS` is built by the trainer with its run's
+    settings (fresh parameters: a step's time does not depend on their values).
+    In each of ``ctx.timing_rounds`` rounds every model does
+    ``ctx.timing_steps`` training steps on the same batches and then ranks the
+    same ``ctx.timing_test`` test examples, so the machine's load falls on all
+    of them alike. The median round is scaled to one epoch of the fit split
+    and to the whole test set. The PyTorch reference (``ctx.torch_script``)
+    then runs once, right after, on synthetic data of DIGINETICA's shape.
+
+    Returns
+    -------
+    dict, the record: per model ``step_seconds`` and ``test_example_seconds``
+    (every round), ``train_epoch_seconds`` and ``test_seconds`` (scaled
+    medians); ``torch`` (the reference's ``bench.json``) or None
+    """
+    import numpy as np
+
+    from data_tools import split_validation
+    from minisriem.metrics import model_ranks
+    from minisriem.trainer import Trainer, epoch_batches
+    from minisriem.workflow import split_settings
+
+    settings = dict(run["settings"])
+    steps, rounds, n_test = ctx.timing_steps, ctx.timing_rounds, ctx.timing_test
+    trainers = {}
+    for group in TIMED_GROUPS:
+        spec = GROUPS[group]
+        config, options = split_settings(
+            {**settings, "variant": spec["variant"], "importance": spec.get("importance", "iem")}
+        )
+        fit, valid = split_validation(ds.train, options.valid_fraction)
+        trainers[group] = Trainer(
+            config, options, None, ds.item_ids, fit, valid, ds.test, ds.name, False, ctx.log
+        )
+    first = trainers[TIMED_GROUPS[0]]
+    n_fit, batch_size = len(first.fit), first.config.batch_size
+    batches = epoch_batches(n_fit, batch_size, settings["seed"], 0)[: steps + 1]
+    test = first.test
+    n_test = min(n_test, len(test))
+    test_rows = (test.item_seq[:n_test], test.item_seq_len[:n_test], test.targets[:n_test])
+
+    record = {"status": "running", "label": run["label"], "models": {}}
+    for group, trainer in trainers.items():  # warm up: compile, allocate the buffers
+        trainer.train_step(batches[-1])
+        model_ranks(trainer.model, *(a[:512] for a in test_rows), batch_size=512)
+        record["models"][group] = {"step_seconds": [], "test_example_seconds": []}
+    for r in range(rounds):
+        for group, trainer in trainers.items():
+            t0 = time.perf_counter()
+            for idx in batches[:steps]:
+                trainer.train_step(idx)
+            t1 = time.perf_counter()
+            model_ranks(trainer.model, *test_rows, batch_size=512)
+            t2 = time.perf_counter()
+            times = record["models"][group]
+            times["step_seconds"].append((t1 - t0) / steps)
+            times["test_example_seconds"].append((t2 - t1) / n_test)
+        ctx.log(
+            f"timing round {r + 1}/{rounds}: "
+            + ", ".join(
+                f"{g} {1e3 * t['step_seconds'][-1]:.1f} ms/step"
+                for g, t in record["models"].items()
+            )
+        )
+    n_batches = -(-n_fit // batch_size)
+    for times in record["models"].values():
+        times["train_epoch_seconds"] = float(np.median(times["step_seconds"])) * n_batches
+        times["test_seconds"] = float(np.median(times["test_example_seconds"])) * len(test)
+    record.update(
+        steps=steps,
+        rounds=rounds,
+        timed_test_examples=n_test,
+        batches_per_epoch=n_batches,
+        examples_per_epoch=n_fit,
+        test_examples=len(test),
+        threads=ctx.threads,
+        torch=run_torch_reference(ctx.torch_script, ctx.log) if ctx.torch_script else None,
+        status="finished",
+    )
+    return record
 
 
 # ----------------------------------------------------------------------
@@ -380,6 +569,18 @@ def build_parser():
     )
     p.add_argument("--report-only", action="store_true", help="only rewrite the page")
     p.add_argument("--threads", type=int, default=None, help="threads for BLAS and Numba")
+    p.add_argument(
+        "--timing-steps", type=int, default=30, help="training steps per model and timing round"
+    )
+    p.add_argument("--timing-rounds", type=int, default=3, help="timing rounds; medians are kept")
+    p.add_argument(
+        "--timing-test", type=int, default=8192, help="test examples ranked per timing round"
+    )
+    p.add_argument(
+        "--torch-script",
+        default=default_torch_script(),
+        help="the PyTorch reference's script, run by the timing group ('' to skip)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
     return p
@@ -444,6 +645,10 @@ def main(argv=None):
                 progress=not args.no_progress,
                 threads=args.threads,
                 stop_after_steps=args.stop_after_steps,
+                timing_steps=args.timing_steps,
+                timing_rounds=args.timing_rounds,
+                timing_test=args.timing_test,
+                torch_script=args.torch_script or None,
                 log=log,
             )
             status = execute(runs, ds, ctx, args, argv)
@@ -458,63 +663,82 @@ def main(argv=None):
 
 
 def execute(runs, ds, ctx, args, argv):
-    """Do every planned run not finished yet; 0 when all are done, 130 when interrupted."""
+    """Do every planned run not finished yet; 0 when all are done, 130 when interrupted.
+
+    A run another command is doing right now (its lock is held) is skipped.
+    """
     os.makedirs(ctx.out, exist_ok=True)
     os.makedirs(ctx.state, exist_ok=True)
-    state = load_state(ctx.state) or {
-        "format": STATE_FORMAT,
-        "dataset": ds.name,
-        "data_dir": args.data_dir,
-        "stats": ds.stats,
-        "invocations": [],
-        "runs": {},
-    }
-    if state["dataset"] != ds.name:
-        raise ValueError(f"{ctx.state} holds runs of {state['dataset']}, not {ds.name}")
     command = shlex.join(
         ["python", "-m", "minisriem.experiments.reproduce", *(argv or sys.argv[1:])]
     )
-    state["invocations"].append(
-        {
-            "command": command,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": machine_info(args.threads),
+    invocation = {
+        "command": command,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine_info(args.threads),
+    }
+
+    def new_state():
+        return {
+            "format": STATE_FORMAT,
+            "dataset": ds.name,
+            "data_dir": args.data_dir,
+            "stats": ds.stats,
+            "invocations": [],
+            "runs": {},
         }
-    )
-    save_state(ctx.state, state)
+
+    def start(state):
+        if state["dataset"] != ds.name:
+            raise ValueError(f"{ctx.state} holds runs of {state['dataset']}, not {ds.name}")
+        state["invocations"].append(invocation)
+
+    def put(name, record):
+        return update_state(
+            ctx.state, lambda state: state["runs"].__setitem__(name, record), new_state
+        )
+
+    update_state(ctx.state, start, new_state)
     for run in runs:
-        record = state["runs"].get(run["name"])
-        if run["kind"] == "model" and record is not None and record["settings"] != run["settings"]:
-            raise ValueError(
-                f"{run['name']} in {ctx.state} was started with {record['settings']}, not "
-                f"{run['settings']}: use another --out-dir, or delete "
-                f"{os.path.join(ctx.out, run['name'])} and its entry in "
-                f"{os.path.join(ctx.state, STATE_FILE)}"
-            )
-        if is_done(record):
-            ctx.log(f"{run['name']}: finished before, skipped")
-            continue
-        ctx.log(f"== {run['name']}: {run['label']} {run.get('settings', '')}")
-        started = time.perf_counter()
-        if run["kind"] == "baseline":
-            record = run_baseline(run, ds, ctx.log)
+        name = run["name"]
+        with file_lock(os.path.join(ctx.out, name + ".lock"), wait=False) as held:
+            if not held:
+                ctx.log(f"{name}: another command is running it, skipped")
+                continue
+            record = (load_state(ctx.state) or new_state())["runs"].get(name)
+            if run["kind"] != "baseline" and record is not None:
+                if record["settings"] != run["settings"]:
+                    raise ValueError(
+                        f"{name} in {ctx.state} was made with {record['settings']}, not "
+                        f"{run['settings']}: use another --out-dir and --state-dir, or delete "
+                        f"{os.path.join(ctx.out, name)} and its entry in "
+                        f"{os.path.join(ctx.state, STATE_FILE)}"
+                    )
+            if is_done(record):
+                ctx.log(f"{name}: finished before, skipped")
+                continue
+            ctx.log(f"== {name}: {run['label']} {run.get('settings', '')}")
+            started = time.perf_counter()
             finished = True
-        else:
-            if record is None:
-                record = {"status": "running", "label": run["label"], "wall_seconds": 0.0}
-            record["settings"] = run["settings"]
+            if run["kind"] == "baseline":
+                record = run_baseline(run, ds, ctx.log)
+                record["wall_seconds"] = time.perf_counter() - started
+            elif run["kind"] == "timing":
+                record = run_timing(run, ds, ctx)
+                record["settings"] = run["settings"]
+                record["wall_seconds"] = time.perf_counter() - started
+            else:
+                record = record or {"status": "running", "label": run["label"]}
+                record["settings"] = run["settings"]
+                record["group"] = run["group"]
+                put(name, record)
+                finished = run_model(run, ds, ctx, record)
             record["group"] = run["group"]
-            state["runs"][run["name"]] = record
-            save_state(ctx.state, state)
-            finished = run_model(run, ds, ctx, record)
-        record["group"] = run["group"]
-        record["wall_seconds"] = record.get("wall_seconds", 0.0) + time.perf_counter() - started
-        record["machine"] = state["invocations"][-1]["machine"]
-        state["runs"][run["name"]] = record
-        save_state(ctx.state, state)
+            record["machine"] = invocation["machine"]
+            put(name, record)
         if not finished:
             ctx.log(
-                f"interrupted during {run['name']}; its checkpoint is saved. "
+                f"interrupted during {name}; its checkpoint is saved. "
                 f"Run the same command again to continue: {command}"
             )
             return 130
