@@ -101,9 +101,21 @@ def test_model_run_is_resumed_after_an_interruption(tmp_path):
     assert record["test_pass"]["Recall@20"] == pytest.approx(record["test"]["Recall@20"])
     assert sum(g["count"] for g in record["by_length"].values()) == record["test_examples"]
     assert "--importance sat" in record["command"]
+    assert [c["epoch"] for c in record["curve"]] == [1]
+    assert record["curve"][0]["test"] == pytest.approx(record["test"])
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
     assert "| SR-SAT | 1 (seed 0) |" in text
+    assert "| `sr-sat-seed0` | lr / training loss | 0.001 / " in text
     assert (tmp_path / "docs" / "figures" / "reproduction" / "synthetic-fig3.png").exists()
+
+    # --refresh records a finished run again from its directory, without training
+    path = tmp_path / "state" / "synthetic" / "state.json"
+    old = json.loads(path.read_text())
+    del old["runs"]["sr-sat-seed0"]["curve"]
+    path.write_text(json.dumps(old))
+    assert run(tmp_path, *tiny, "--refresh") == 0
+    again = state(tmp_path)["runs"]["sr-sat-seed0"]
+    assert again["curve"] == record["curve"] and again["train_seconds"] == record["train_seconds"]
 
     # other settings for a finished run: a clear error, nothing overwritten
     assert run(tmp_path, "--runs", "sr-sat", "--epochs", "2", "--d", "8", "--l", "4") == 2

@@ -323,6 +323,41 @@ def _table3_from_runs(dataset, state, bench):
 
 
 # ----------------------------------------------------------------------
+# Learning curves
+# ----------------------------------------------------------------------
+def curves_table(state):
+    """Loss, validation and test figures of every epoch of every finished model run."""
+    runs = [(n, r) for n, r in state["runs"].items() if is_done(r) and r.get("curve")]
+    if not runs:
+        return ""
+    n_epochs = max(len(r["curve"]) for _, r in runs)
+    lines = [
+        "| run | | " + " | ".join(f"epoch {e + 1}" for e in range(n_epochs)) + " |",
+        "|---|---|" + "---|" * n_epochs,
+    ]
+    for name, r in runs:
+        curve = r["curve"]
+        pad = ["-"] * (n_epochs - len(curve))
+        cells = [f"{c['lr']:g} / {c['loss']:.3f}" for c in curve]
+        lines.append(f"| `{name}` | lr / training loss | " + " | ".join(cells + pad) + " |")
+        for part in ("valid", "test"):
+            if curve[0][part] is None:
+                continue
+            selected = r.get("selected_epoch") if part == "test" else None
+            cells = [
+                f"{pct(c[part]['Recall@20'])} / {pct(c[part]['MRR@20'])}"
+                + (" **sel**" if c["epoch"] == selected else "")
+                for c in curve
+            ]
+            lines.append(f"| | {part} R@20 / MRR@20 | " + " | ".join(cells + pad) + " |")
+    return (
+        "\n".join(lines)
+        + "\n\n**sel**: the epoch selected by validation Recall@20 (its test figures are "
+        "Table 2's)."
+    )
+
+
+# ----------------------------------------------------------------------
 # Provenance
 # ----------------------------------------------------------------------
 def runs_table(state):
@@ -350,12 +385,15 @@ def runs_table(state):
             f"| `{name}` | {r['status']} | {ep} | {sel} | {seed} | {threads} | {wall} | {cmd} |"
         )
     inv = state["invocations"]
-    machines = {json.dumps(i["machine"], sort_keys=True) for i in inv}
+    machines = {
+        json.dumps({k: v for k, v in i["machine"].items() if k != "threads"}, sort_keys=True)
+        for i in inv
+    }
     m = inv[-1]["machine"]
     text = "\n".join(lines)
     text += (
-        f"\n\nMachine: {m['cpu']}, {m['cores']} cores, threads "
-        f"{m['threads'] or 'all'}; {m['platform']}; Python {m['python']}, NumPy {m['numpy']}"
+        f"\n\nMachine: {m['cpu']}, {m['cores']} cores (threads per run: the table's column); "
+        f"{m['platform']}; Python {m['python']}, NumPy {m['numpy']}"
         + (f", Numba {m['numba']}" if "numba" in m else "")
         + "."
     )
@@ -410,6 +448,9 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench):
         + fig3(dataset, state, f3)
     )
     parts.append("### Table 3: time\n\n" + table3(dataset, state, bench))
+    curves = curves_table(state)
+    if curves:
+        parts.append("### Learning curves\n\n" + curves)
     parts.append("### Runs, commands and machine\n\n" + runs_table(state))
     return "\n\n".join(parts) + "\n"
 

@@ -390,6 +390,16 @@ def run_model(run, ds, ctx, record):
         wall_seconds=sum(train_seconds) + sum(eval_seconds) + test_seconds,
         threads=threads,
         examples_per_epoch=history[0]["examples"],
+        curve=[
+            {
+                "epoch": r["epoch"],
+                "lr": r["lr"],
+                "loss": r["loss"],
+                "valid": _at20(r["valid"]) if r["valid"] else None,
+                "test": _at20(r["test"]),
+            }
+            for r in history
+        ],
         test_seconds=test_seconds,
         test_examples=int(len(targets)),
         test_pass=_at20(rank_metrics(ranks)),
@@ -568,6 +578,12 @@ def build_parser():
         help="the PyTorch reference's bench.json, for Table 3 (read if present)",
     )
     p.add_argument("--report-only", action="store_true", help="only rewrite the page")
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="record finished model runs again from their run directories (no training: "
+        "for results recorded by an older version)",
+    )
     p.add_argument("--threads", type=int, default=None, help="threads for BLAS and Numba")
     p.add_argument(
         "--timing-steps", type=int, default=30, help="training steps per model and timing round"
@@ -645,6 +661,7 @@ def main(argv=None):
                 progress=not args.no_progress,
                 threads=args.threads,
                 stop_after_steps=args.stop_after_steps,
+                refresh=args.refresh,
                 timing_steps=args.timing_steps,
                 timing_rounds=args.timing_rounds,
                 timing_test=args.timing_test,
@@ -714,8 +731,12 @@ def execute(runs, ds, ctx, args, argv):
                         f"{os.path.join(ctx.out, name)} and its entry in "
                         f"{os.path.join(ctx.state, STATE_FILE)}"
                     )
-            if is_done(record):
+            refresh = ctx.refresh and run["kind"] == "model"
+            if is_done(record) and not refresh:
                 ctx.log(f"{name}: finished before, skipped")
+                continue
+            if refresh and not os.path.isdir(os.path.join(ctx.out, name)):
+                ctx.log(f"{name}: no run directory to refresh from, kept as recorded")
                 continue
             ctx.log(f"== {name}: {run['label']} {run.get('settings', '')}")
             started = time.perf_counter()
