@@ -42,7 +42,9 @@ def state(tmp_path):
 
 
 def test_plan_runs():
-    runs = reproduce.plan_runs(list(reproduce.GROUPS), [0, 1, 2], 10, {"d": 50})
+    default = reproduce._groups(reproduce.build_parser().parse_args([]))
+    assert "sriem-all-train" in reproduce.GROUPS and "sriem-all-train" not in default
+    runs = reproduce.plan_runs(default, [0, 1, 2], 10, {"d": 50})
     names = [r["name"] for r in runs]
     assert names == [
         "spop",
@@ -222,3 +224,13 @@ def test_timing_without_the_torch_reference_says_so(tmp_path, monkeypatch, capsy
     assert state(tmp_path)["runs"]["timing"]["torch"] is None
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
     assert "The PyTorch reference was not run" in text
+
+
+def test_the_all_training_data_probe_runs_only_when_named(tmp_path):
+    assert run(tmp_path, "--runs", "sriem-all-train", "--epochs", "1", *TINY) == 0
+    record = state(tmp_path)["runs"]["sriem-all-train-seed0"]
+    assert record["settings"]["valid_fraction"] == 0.0
+    assert record["valid"] is None and record["selected_epoch"] == 1
+    assert "--valid-fraction 0.0" in record["command"]
+    text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
+    assert "| SR-IEM (paper), all training sessions, last epoch | 1 (seed 0) |" in text

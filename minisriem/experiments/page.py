@@ -87,7 +87,8 @@ def table2(dataset, state):
         p = paper.get(paper_key)
         p_r, p_m = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
         if not recs:
-            lines.append(f"| {label} | not run | - | - | - | - | {p_r} | {p_m} |")
+            if not spec.get("optional"):
+                lines.append(f"| {label} | not run | - | - | - | - | {p_r} | {p_m} |")
             continue
         if spec["kind"] == "baseline":
             r = recs[0]

@@ -15,6 +15,8 @@ sriem-paper     SR-IEM, the paper's equations, once per seed (the headline row)
 sriem-official  SR-IEM as in the authors' released code, first seed
 sr-stamp        SR-STAMP (importance "stamp"), first seed
 sr-sat          SR-SAT (importance "sat"), first seed
+sriem-all-train a probe, only when named: SR-IEM (paper) trained on every
+                training session (no validation split), its last epoch
 timing          Table 3: a training step and the test ranking of every model,
                 timed side by side in one process (and the PyTorch reference
                 right after, when ``../shared/bench`` is there); run it alone
@@ -67,12 +69,20 @@ GROUPS = {
     "sr-stamp": {"kind": "model", "label": "SR-STAMP", "variant": "paper", "importance": "stamp"},
     "sr-sat": {"kind": "model", "label": "SR-SAT", "variant": "paper", "importance": "sat"},
     "timing": {"kind": "timing", "label": "Table 3 timing"},
+    # Probes: only when named in --runs, never in the default plan.
+    "sriem-all-train": {
+        "kind": "model",
+        "label": "SR-IEM (paper), all training sessions, last epoch",
+        "variant": "paper",
+        "valid_fraction": 0.0,
+        "optional": True,
+    },
 }
 TIMED_GROUPS = ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat")
 """The models Table 3 times, with the settings of their runs."""
 ONLY = {
     "baselines": [g for g, v in GROUPS.items() if v["kind"] == "baseline"],
-    "models": [g for g, v in GROUPS.items() if v["kind"] == "model"],
+    "models": [g for g, v in GROUPS.items() if v["kind"] == "model" and not v.get("optional")],
 }
 STATE_FILE = "state.json"
 STATE_FORMAT = "minisriem-reproduce"
@@ -132,6 +142,8 @@ def plan_runs(groups, seeds, epochs, overrides):
                 "epochs": int(epochs),
                 **overrides,
             }
+            if "valid_fraction" in spec:
+                settings["valid_fraction"] = spec["valid_fraction"]
             runs.append(
                 {
                     "name": f"{group}-seed{seed}",
@@ -618,7 +630,7 @@ def _groups(args):
     if args.only:
         return ONLY[args.only]
     if not args.runs:
-        return list(GROUPS)
+        return [g for g, v in GROUPS.items() if not v.get("optional")]
     groups = [g.strip() for g in args.runs.split(",") if g.strip()]
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
