@@ -111,29 +111,15 @@ def build_parser():
     return p
 
 
-SETTINGS = (
-    "d",
-    "l",
-    "L",
-    "variant",
-    "importance",
-    "lr",
-    "lr_decay",
-    "lr_step",
-    "l2",
-    "batch_size",
-    "shuffle",
-    "patience",
-    "seed",
-    "valid_fraction",
-    "epochs",
-)
-
-
 def warn_ignored_on_resume(args):
     """Say which settings a ``--resume`` ignores (the run keeps its config.json)."""
+    from dataclasses import fields
+
+    from minisriem.trainer import TrainOptions  # imports NumPy: after limit_threads
+
     defaults = build_parser().parse_args([])
-    given = [name for name in SETTINGS if getattr(args, name) != getattr(defaults, name)]
+    names = [f.name for f in fields(Config) + fields(TrainOptions) if hasattr(args, f.name)]
+    given = [name for name in names if getattr(args, name) != getattr(defaults, name)]
     if given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
         print(

@@ -158,7 +158,8 @@ def _choose_run_dir(out, dataset_name):
     return out
 
 
-def _read_run_config(run_dir):
+def read_run_config(run_dir):
+    """The run directory's ``config.json`` as a dict; one-line errors when it is not a run."""
     path = os.path.join(run_dir, CONFIG_FILE)
     try:
         with open(path) as f:
@@ -232,7 +233,7 @@ def train(
     if resume is not None:
         if settings:
             raise TypeError("settings come from the run's config.json when resuming")
-        info = _read_run_config(resume)
+        info = read_run_config(resume)
         run_dir = resume
         config = Config.from_dict(info["config"])
         options = TrainOptions.from_dict(info["options"])

@@ -213,6 +213,12 @@ def fig3(dataset, state, path):
 # ----------------------------------------------------------------------
 # Table 3
 # ----------------------------------------------------------------------
+TABLE3_HEADER = [
+    "| method | training s / epoch | relative | test s (whole test set) | relative |",
+    "|---|---|---|---|---|",
+]
+
+
 def table3(dataset, state, bench):
     timing = state["runs"].get("timing")
     if is_done(timing):
@@ -234,10 +240,7 @@ def _table3_side_by_side(timing):
     models = timing["models"]
     base = models["sriem-paper"]
     b_train, b_test = base["train_epoch_seconds"], base["test_seconds"]
-    lines = [
-        "| method | training s / epoch | relative | test s (whole test set) | relative |",
-        "|---|---|---|---|---|",
-    ]
+    lines = list(TABLE3_HEADER)
     for group, t in models.items():
         tr, te = t["train_epoch_seconds"], t["test_seconds"]
         lines.append(
@@ -284,10 +287,7 @@ def _table3_from_runs(dataset, state, bench):
     base_name, base = base[0]
     b_train = float(np.mean(base["train_seconds"]))
     b_test = float(base["test_seconds"])
-    lines = [
-        "| method | training s / epoch | relative | test s (whole test set) | relative |",
-        "|---|---|---|---|---|",
-    ]
+    lines = list(TABLE3_HEADER)
     for group in ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat"):
         recs = _records(state, group)
         if not recs:

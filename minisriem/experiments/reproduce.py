@@ -93,7 +93,6 @@ DEFAULT_REPORT = os.path.join("docs", "REPRODUCTION.md")
 # into $BENCH_DIR/bench.json; a copy is kept beside the results so the page can be
 # rewritten later (copy a new bench.json there after running the reference again).
 DEFAULT_BENCH = os.path.join(DEFAULT_STATE, "torch-bench.json")
-TORCH_SCRIPT = os.path.join("..", "shared", "bench", "run_torch_reference.sh")
 
 
 # ----------------------------------------------------------------------
@@ -113,8 +112,9 @@ def plan_runs(groups, seeds, epochs, overrides):
 
     Returns
     -------
-    list of dict, each with ``name``, ``group``, ``kind``, ``label`` and
-    ``settings`` (the trainer's keyword settings for a model run)
+    list of dict, each with ``name``, ``group``, ``kind`` ("baseline", "model"
+    or "timing"), ``label`` and, for models and timing, ``settings`` (the
+    trainer's keyword settings; timing: the seed and ``overrides``)
     """
     runs = []
     for group in groups:
@@ -359,7 +359,7 @@ def run_model(run, ds, ctx, record):
     """
     from minisriem.checkpoint import load_model
     from minisriem.metrics import model_ranks, rank_metrics
-    from minisriem.workflow import CONFIG_FILE, train
+    from minisriem.workflow import CONFIG_FILE, read_run_config, train
 
     run_dir = os.path.join(ctx.out, run["name"])
     common = dict(
@@ -382,8 +382,6 @@ def run_model(run, ds, ctx, record):
     ranks = model_ranks(saved.model, item_seq, item_seq_len, targets, batch_size=512)
     test_seconds = time.perf_counter() - t0
     summary, history = result.summary, result.history
-    with open(os.path.join(run_dir, CONFIG_FILE)) as f:
-        threads = json.load(f).get("threads")
     train_seconds = [r["train_seconds"] for r in history]
     eval_seconds = [r["eval_seconds"] for r in history]
     record.update(
@@ -400,7 +398,7 @@ def run_model(run, ds, ctx, record):
         eval_seconds=eval_seconds,
         # From the run's own records: the run may have been trained by other commands.
         wall_seconds=sum(train_seconds) + sum(eval_seconds) + test_seconds,
-        threads=threads,
+        threads=read_run_config(run_dir).get("threads"),
         examples_per_epoch=history[0]["examples"],
         curve=[
             {
@@ -479,13 +477,13 @@ def run_timing(run, ds, ctx):
 
     settings = dict(run["settings"])
     steps, rounds, n_test = ctx.timing_steps, ctx.timing_rounds, ctx.timing_test
+    fit, valid = split_validation(ds.train, split_settings(settings)[1].valid_fraction)
     trainers = {}
     for group in TIMED_GROUPS:
         spec = GROUPS[group]
         config, options = split_settings(
             {**settings, "variant": spec["variant"], "importance": spec.get("importance", "iem")}
         )
-        fit, valid = split_validation(ds.train, options.valid_fraction)
         trainers[group] = Trainer(
             config, options, None, ds.item_ids, fit, valid, ds.test, ds.name, False, ctx.log
         )
@@ -723,9 +721,10 @@ def execute(runs, ds, ctx, args, argv):
         state["invocations"].append(invocation)
 
     def put(name, record):
-        return update_state(
-            ctx.state, lambda state: state["runs"].__setitem__(name, record), new_state
-        )
+        def set_record(state):
+            state["runs"][name] = record
+
+        update_state(ctx.state, set_record, new_state)
 
     update_state(ctx.state, start, new_state)
     for run in runs:
