@@ -1,49 +1,26 @@
-"""What the command-line tools share: thread limits, help text, error lines.
+"""What the command-line tools share: start-up, common options, help text, error lines.
 
-BLAS libraries (OpenBLAS, MKL) read their thread count from the environment
-once, when NumPy is first imported; Numba's pool can be narrowed at any time.
-So :func:`limit_threads` must run before the first ``import numpy`` to limit
-everything: the tools call it first thing, and this module imports nothing
-heavy (Numba, and with it NumPy, only inside :func:`limit_threads`).
+Every tool (``train``, ``evaluate``, ``recommend``, ``experiments.reproduce``)
+follows one pattern::
+
+    parser = cli.parser("python -m minisriem.NAME", "what it does")
+    cli.add_data_options(parser)        # --dataset/--data-dir, as needed
+    cli.add_settings(group, Config, [...])  # options built from the dataclass fields
+    args = parser.parse_args(argv)      # ranges are checked here
+    with cli.command(args.threads):     # threads limited before NumPy loads;
+        ...                             # DataError/ValueError/OSError -> "error: ...", exit 2
+                                        # Ctrl-C -> one line, exit 130
+
+This module imports nothing heavy, so ``--threads`` can still limit BLAS.
 """
 
 import argparse
 import os
 import sys
+from dataclasses import fields
 
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-)
-
-
-def limit_threads(n):
-    """Let BLAS and Numba use at most ``n`` threads.
-
-    Parameters
-    ----------
-    n : int, at least 1
-
-    Returns
-    -------
-    bool
-        True when BLAS is limited too; False when NumPy was already imported,
-        so only Numba's threads changed.
-    """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"--threads must be at least 1, got {n}")
-    blas_limited = "numpy" not in sys.modules
-    for name in THREAD_VARIABLES:
-        if name == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
-            continue  # Numba read it already; changing it now would only confuse it
-        os.environ[name] = str(n)
-    import numba
-
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    return blas_limited
+from minisriem.config import check_value, option_name
+from minisriem.threads import limit_threads
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -59,3 +36,143 @@ def fail(message):
     """Print ``error: message`` on stderr and return the exit status for bad input, 2."""
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def parser(prog, description):
+    """An argument parser with the tools' help format."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=HelpFormatter
+    )
+
+
+def _value_parser(f):
+    """argparse ``type=`` for a numeric or string field: converts, then checks the range."""
+    kind = type(f.default)
+
+    def parse(text):
+        try:
+            value = kind(text) if kind is str else (int(text) if kind is int else float(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        try:
+            return check_value(f, value)
+        except ValueError as e:
+            message = str(e)  # "lr (--lr) must be ...": argparse names the option itself
+            raise argparse.ArgumentTypeError(message[message.find("must") :]) from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def add_settings(group, cls, names=None, defaults=None):
+    """Add one option per field of a settings dataclass, from the field's own definition.
+
+    Parameters
+    ----------
+    group : argparse parser or argument group
+    cls : :class:`~minisriem.config.Config` or :class:`~minisriem.config.TrainOptions`
+    names : iterable of str, optional; only these fields (in the class's order)
+    defaults : dict, optional; a default other than the field's for some names
+        (``{"epochs": None}``: the dataset decides)
+
+    The option's ``dest`` is the field's name, so ``vars(args)`` can be passed
+    as settings. Booleans get ``--name/--no-name``.
+    """
+    defaults = defaults or {}
+    for f in fields(cls):
+        if names is not None and f.name not in names:
+            continue
+        flags = f.metadata.get("flags") or (option_name(f),)
+        kw = {
+            "dest": f.name,
+            "default": defaults.get(f.name, f.default),
+            "help": f.metadata["help"],
+        }
+        if isinstance(f.default, bool):
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+        elif "choices" in f.metadata:
+            group.add_argument(*flags, choices=f.metadata["choices"], **kw)
+        else:
+            group.add_argument(*flags, type=_value_parser(f), **kw)
+
+
+def given_settings(args, cls):
+    """``{name: value}`` of the fields of ``cls`` that ``args`` holds and that are not None."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+
+
+def _threads(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    cores = os.cpu_count() or 1
+    if n > cores:
+        print(
+            f"warning: --threads {n} is more than this machine's {cores} cores; using {cores}",
+            file=sys.stderr,
+        )
+        n = cores
+    return n
+
+
+def add_threads_option(p):
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        help="threads for BLAS and Numba (default: all cores; more than the cores: the cores)",
+    )
+
+
+def add_data_options(p, dataset_default=None, dataset_help=None):
+    """``--dataset`` and ``--data-dir``, as every tool that reads data names them."""
+    p.add_argument(
+        "--dataset",
+        default=dataset_default,
+        help=dataset_help or "dataset name, or a prepared dataset.npz / its folder",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding DATASET/ (default: $MINISRIEM_DATA, else ./data)",
+    )
+
+
+def add_model_option(p):
+    p.add_argument("--model", required=True, help="a model.npz or the run directory holding it")
+
+
+def run(body, threads=None):
+    """Start a command: limit threads (before NumPy loads), run ``body()``, map errors.
+
+    Parameters
+    ----------
+    body : callable returning the exit status; it imports what it needs itself
+    threads : int or None, from ``--threads``
+
+    Returns
+    -------
+    int, the exit status: ``body``'s; 2 with ``error: ...`` for bad input
+    (``DataError``, ``ValueError``, ``OSError``); 130 on Ctrl-C
+    """
+    try:
+        if threads is not None:
+            limit_threads(threads)
+        from data_tools import DataError  # NumPy loads here, after limit_threads
+
+        try:
+            return body()
+        except (DataError, ValueError, OSError) as e:
+            return fail(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,24 +1,135 @@
-"""Hyper-parameters, in one place, with the paper's defaults (Section 4.1)."""
+"""Every setting of a run, in one place: the paper's defaults (Section 4.1) and their ranges.
 
-from dataclasses import asdict, dataclass, fields
+Two dataclasses hold them: :class:`Config` (the model and its optimiser,
+saved inside every ``model.npz``) and :class:`TrainOptions` (how a run
+trains, saved in its ``config.json``). Each field carries its command-line
+help, its allowed range and, where it differs from the field's name, its
+option name, in ``field(metadata=...)``; the command-line tools build their
+options from these fields (:func:`minisriem.cli.add_settings`), so a default
+is written once, here. An option can be renamed without renaming the field,
+which is also the key in the JSON files, so saved models and run
+directories keep loading.
+"""
+
+import math
+import numbers
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 
-class DictConvertible:
-    """``to_dict`` / ``from_dict`` for a dataclass of settings (saved as JSON)."""
+def setting(default, help, *, low=None, high=None, low_open=False, choices=None, flags=None):
+    """A dataclass field with what the command line and the range check need.
+
+    Parameters
+    ----------
+    default : the paper's (or the project's) default
+    help : str, the option's help text
+    low, high : number, optional; the allowed range (``high`` inclusive)
+    low_open : bool, ``low`` itself is not allowed (``lr > 0``)
+    choices : tuple of str, optional, the allowed values
+    flags : tuple of str, optional; the option's names (default ``--field-name``)
+    """
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if flags is not None:
+        meta["flags"] = tuple(flags)
+    return field(default=default, metadata=meta)
+
+
+def check_value(f, value):
+    """``value`` as field ``f``'s type, or a ValueError naming the setting and its range.
+
+    Parameters
+    ----------
+    f : dataclasses.Field made by :func:`setting`
+    value : anything (a JSON value, a keyword argument, a parsed option)
+
+    Returns
+    -------
+    the value, converted to ``f``'s type (int, float, bool or str)
+    """
+    kind = type(f.default)
+    meta = f.metadata
+    name = f"{f.name} ({option_name(f)})"
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        if "choices" in meta and value not in meta["choices"]:
+            raise ValueError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if kind is int:
+        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    low, high = meta.get("low"), meta.get("high")
+    too_low = low is not None and (value <= low if meta.get("low_open") else value < low)
+    if too_low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {range_text(f)}, got {value!r}")
+    return value
+
+
+def range_text(f):
+    """The allowed range of a numeric field as words: ``"in [1, 4096]"``, ``"above 0"``."""
+    low, high, low_open = f.metadata.get("low"), f.metadata.get("high"), f.metadata.get("low_open")
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}]"
+    if low is not None:
+        return f"above {low}" if low_open else f"at least {low}"
+    return f"at most {high}"
+
+
+def option_name(f):
+    """The first command-line name of a field: ``--lr-decay`` for ``lr_decay``."""
+    return f.metadata.get("flags", (None,))[0] or "--" + f.name.replace("_", "-")
+
+
+class Settings:
+    """``to_dict`` / ``from_dict`` and range checks for a dataclass of settings (saved as JSON)."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            setattr(self, f.name, check_value(f, getattr(self, f.name)))
 
     def to_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data):
-        """Build the settings from a dict, ignoring keys they do not know."""
+        """Build the settings from a dict, ignoring keys they do not know.
+
+        Raises
+        ------
+        ValueError
+            When ``data`` is not a dict, or a value is of the wrong type or out of range.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    @classmethod
+    def defaults(cls):
+        """``{name: default}`` of every field."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+VARIANTS = ("paper", "official")
+IMPORTANCE_MODULES = ("iem", "stamp", "sat")
+
 
 @dataclass
-class Config(DictConvertible):
-    """Every hyper-parameter of SR-IEM and its training.
+class Config(Settings):
+    """Every hyper-parameter of SR-IEM and its optimiser (saved in ``model.npz``).
 
     Model: ``d`` embedding size, ``l`` query/key size (paper variant only),
     ``L`` the number of most recent items used, ``variant`` "paper" (the
@@ -29,13 +140,76 @@ class Config(DictConvertible):
     ``batch_size``.
     """
 
-    d: int = 200
-    l: int = 100
-    L: int = 10
-    variant: str = "paper"
-    importance: str = "iem"
-    lr: float = 1e-3
-    lr_decay: float = 0.1
-    lr_step: int = 3
-    l2: float = 1e-5
-    batch_size: int = 128
+    d: int = setting(200, "embedding size", low=1, high=4096)
+    l: int = setting(
+        100,
+        "query/key size of eq. (2), paper variant",
+        low=1,
+        high=4096,
+        flags=("--query-size", "--l"),
+    )
+    L: int = setting(
+        10,
+        "most recent items of a session read",
+        low=1,
+        high=1000,
+        flags=("--recent-items", "--L"),
+    )
+    variant: str = setting(
+        "paper",
+        "the paper's equations or the authors' released code (model only)",
+        choices=VARIANTS,
+    )
+    importance: str = setting("iem", "importance module", choices=IMPORTANCE_MODULES)
+    lr: float = setting(1e-3, "Adam learning rate", low=0, high=10, low_open=True)
+    lr_decay: float = setting(0.1, "learning-rate factor per step", low=0, high=1, low_open=True)
+    lr_step: int = setting(3, "epochs between learning-rate decays", low=1, high=10_000)
+    l2: float = setting(1e-5, "L2 penalty (coupled weight decay)", low=0, high=1)
+    batch_size: int = setting(128, "training batch size", low=1, high=65_536)
+
+
+@dataclass
+class TrainOptions(Settings):
+    """How a run trains, beyond the model's hyper-parameters (saved in ``config.json``).
+
+    ``epochs`` the most epochs to run; ``patience`` stop after this many
+    epochs without a better validation score; ``seed`` of the initialisation
+    and the shuffling; ``shuffle`` the training examples every epoch;
+    ``valid_fraction`` the share of the most recent training sessions held
+    out for model selection (0: train on all and keep the last epoch);
+    ``refit`` then train a fresh model on all training sessions for the
+    selected number of epochs; ``eval_batch_size`` examples scored at once
+    when evaluating.
+    """
+
+    epochs: int = setting(
+        10,
+        "most epochs to run (3 on synthetic data, about a minute on 2 cores)",
+        low=1,
+        high=10_000,
+    )
+    patience: int = setting(
+        3,
+        "stop after this many epochs without a better validation Recall@20",
+        low=1,
+        high=10_000,
+    )
+    seed: int = setting(0, "seed of initialisation and shuffling", low=0, high=2**32 - 1)
+    shuffle: bool = setting(
+        True, "shuffle the training examples every epoch (the authors' code does not)"
+    )
+    valid_fraction: float = setting(
+        0.1,
+        "share of the most recent training sessions held out to choose the number of "
+        "epochs; 0 trains on all and keeps the last epoch",
+        low=0,
+        high=0.9,
+    )
+    refit: bool = setting(
+        True,
+        "after choosing the epoch count on the validation split, train a fresh model "
+        "on every training session for that many epochs (the saved model)",
+    )
+    eval_batch_size: int = setting(
+        512, "examples scored at once when evaluating", low=1, high=65_536
+    )

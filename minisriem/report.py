@@ -32,8 +32,10 @@ def epoch_line(record, n_epochs):
     -------
     str
     """
+    phase = "refit " if record.get("phase") == "refit" else ""
     line = (
-        f"epoch {record['epoch']:>2}/{n_epochs}  loss {record['loss']:.4f}  lr {record['lr']:.0e}"
+        f"{phase}epoch {record['epoch']:>2}/{n_epochs}  loss {record['loss']:.4f}  "
+        f"lr {record['lr']:.0e}"
     )
     if record["valid"] is not None:
         line += f"  valid {_at20(record['valid'])}"
@@ -43,14 +45,16 @@ def epoch_line(record, n_epochs):
 
 
 def final_table(summary):
-    """The end-of-run table: the selected epoch, the authors' best-over-epochs, popularity.
+    """The end-of-run table: the refit, the selected epoch, the authors' report, popularity.
 
     Parameters
     ----------
     summary : dict
-        ``model`` (its name, e.g. "SR-IEM"), ``selected`` (an epoch record), ``selected_by`` (str),
-        ``best_test`` (``{"Recall@20": (value, epoch), "MRR@20": (value, epoch)}``)
-        and ``popularity`` (metrics of the popularity baseline on the test set).
+        ``model`` (its name, e.g. "SR-IEM"), ``selected`` (phase 1's selected
+        epoch record), ``selected_by`` (str), optionally ``refit`` (the refit's
+        last epoch record, the result), ``best_test`` (``{"Recall@20": (value,
+        epoch), "MRR@20": (value, epoch)}``, over the refit's epochs when there
+        is one) and ``popularity`` (the popularity baseline on the test set).
 
     Returns
     -------
@@ -61,15 +65,29 @@ def final_table(summary):
     best = summary["best_test"]
     r_value, r_epoch = best["Recall@20"]
     m_value, m_epoch = best["MRR@20"]
-    rows = [
-        ("", "Recall@20", "MRR@20"),
-        (f"{name}, epoch {sel['epoch']} ({summary['selected_by']}): test", *_pct(sel["test"])),
-    ]
-    if sel["valid"] is not None:
-        rows.append(("  the same epoch on validation", *_pct(sel["valid"])))
+    rows = [("", "Recall@20", "MRR@20")]
+    refit = summary.get("refit")
+    if refit is not None:
+        rows.append(
+            (
+                f"{name}, refit on every training session, {refit['epoch']} epochs "
+                "(the count chosen on validation): test",
+                *_pct(refit["test"]),
+            )
+        )
+    without = ", without the validation sessions" if refit is not None else ""
     rows.append(
         (
-            f"{name}, best test over epochs (authors' report; epochs {r_epoch}, {m_epoch})",
+            f"{name}, epoch {sel['epoch']} ({summary['selected_by']}{without}): test",
+            *_pct(sel["test"]),
+        )
+    )
+    if sel["valid"] is not None:
+        rows.append(("  the same epoch on validation", *_pct(sel["valid"])))
+    over = "refit epochs" if refit is not None else "epochs"
+    rows.append(
+        (
+            f"{name}, best test over {over} (authors' report; epochs {r_epoch}, {m_epoch})",
             f"{100 * r_value:.2f}",
             f"{100 * m_value:.2f}",
         )
@@ -99,16 +117,30 @@ def plot_curve(path, history, title=""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    refit = [r for r in history if r.get("phase") == "refit"]
+    history = [r for r in history if r.get("phase") != "refit"]
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["loss"] for r in history], "o-", color="black")
+    ax_loss.plot(epochs, [r["loss"] for r in history], "o-", color="black", label="phase 1")
+    if refit:
+        ax_loss.plot(
+            [r["epoch"] for r in refit],
+            [r["loss"] for r in refit],
+            "^:",
+            color="gray",
+            label="refit (all training sessions)",
+        )
+        ax_loss.legend()
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("training loss (cross-entropy)")
-    for part, style in (("valid", "o-"), ("test", "s--")):
-        if history and history[0][part] is not None:
+    parts = [("valid", "o-", history), ("test", "s--", history), ("refit test", "^:", refit)]
+    for label, style, records in parts:
+        part = "test" if label == "refit test" else label
+        if records and records[0][part] is not None:
             for name, color in (("Recall@20", "tab:blue"), ("MRR@20", "tab:orange")):
-                values = [100 * r[part][name] for r in history]
-                ax_metric.plot(epochs, values, style, color=color, label=f"{part} {name}")
+                values = [100 * r[part][name] for r in records]
+                x = [r["epoch"] for r in records]
+                ax_metric.plot(x, values, style, color=color, label=f"{label} {name}")
     ax_metric.set_xlabel("epoch")
     ax_metric.set_ylabel("percent")
     ax_metric.legend()

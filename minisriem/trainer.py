@@ -37,33 +37,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minisriem import checkpoint, report
-from minisriem.config import DictConvertible
+from minisriem.config import TrainOptions  # noqa: F401 (the trainer's options, documented here)
 from minisriem.metrics import KS, model_ranks, popularity_ranks, rank_metrics
 from minisriem.model import SRIEM
 from minisriem.optim import Adam, step_lr
 
 SELECTED_BY = "best validation Recall@20, ties by MRR@20"
 LAST_EPOCH = "last epoch, no validation split"
-
-
-@dataclass
-class TrainOptions(DictConvertible):
-    """How a run trains, beyond the model's hyper-parameters (:class:`~minisriem.config.Config`).
-
-    ``epochs`` the most epochs to run; ``patience`` stop after this many
-    epochs without a better validation score; ``seed`` of the initialisation
-    and the shuffling; ``shuffle`` the training examples every epoch;
-    ``valid_fraction`` the share of the most recent training sessions held
-    out for model selection (0: train on all and keep the last epoch);
-    ``eval_batch_size`` examples scored at once when evaluating.
-    """
-
-    epochs: int = 10
-    patience: int = 3
-    seed: int = 0
-    shuffle: bool = True
-    valid_fraction: float = 0.1
-    eval_batch_size: int = 512
+REFIT = "refit: every training session, the epoch count chosen on validation, last epoch"
+SELECTED_MODEL_FILE = "selected-model.npz"
+"""Phase 1's validation-selected model, in a run that refits."""
 
 
 class TrainingDiverged(ValueError):
@@ -189,6 +172,9 @@ class Trainer:
     dataset_name : str, for titles and the model's metadata
     progress : bool, show a tqdm bar per epoch
     log : callable taking one str, for the epoch lines and the final table
+    train_all : data_tools Split, every training session (``fit`` and
+        ``valid`` together); needed to refit, i.e. when ``valid`` is given and
+        ``options.refit`` is true
     """
 
     def __init__(
@@ -203,14 +189,21 @@ class Trainer:
         dataset_name="",
         progress=True,
         log=print,
+        train_all=None,
     ):
         self.config, self.options, self.run_dir = config, options, run_dir
         self.item_ids = np.asarray(item_ids)
         self.dataset_name = dataset_name
         self.progress, self.log = progress, log
         n_items = len(self.item_ids) - 1
-        self.fit = Examples.of(fit, config.L)
-        self.valid = Examples.of(valid, config.L)
+        self.refits = bool(options.refit) and valid is not None
+        if self.refits and train_all is None:
+            raise ValueError("refitting needs every training session (train_all)")
+        self.phase_examples = {
+            "select": (Examples.of(fit, config.L), Examples.of(valid, config.L)),
+            "refit": (Examples.of(train_all, config.L) if self.refits else None, None),
+        }
+        self.fit, self.valid = self.phase_examples["select"]
         self.test = Examples.of(test, config.L)
         # The popularity baseline counts every training target, validation included:
         # it has nothing to select, so it may use all the training data.
@@ -222,15 +215,7 @@ class Trainer:
         self.popularity = rank_metrics(
             popularity_ranks(train_targets, self.test.targets, n_items), KS
         )
-        self.model = SRIEM(
-            n_items,
-            d=config.d,
-            l=config.l,
-            variant=config.variant,
-            seed=options.seed,
-            dtype=np.float32,
-            importance=config.importance,
-        )
+        self.model = self.new_model()
         self.adam = Adam(self.model.params, lr=config.lr, l2=config.l2)
         # The position: the epoch under way, the batches of it done so far,
         # the running loss of those batches, and one record per finished epoch.
@@ -242,11 +227,66 @@ class Trainer:
             "loss_count": 0,
             "history": [],
             "status": "running",
+            "phase": "select",
         }
+
+    def new_model(self):
+        """A freshly initialised SR-IEM of this run's settings (the same for the same seed)."""
+        c = self.config
+        return SRIEM(
+            len(self.item_ids) - 1,
+            d=c.d,
+            l=c.l,
+            variant=c.variant,
+            seed=self.options.seed,
+            dtype=np.float32,
+            importance=c.importance,
+        )
 
     # ------------------------------------------------------------------
     def path(self, name):
         return os.path.join(self.run_dir, name)
+
+    @property
+    def phase(self):
+        """ "select" (train without the validation split, choose the epoch) or "refit"."""
+        return self.state.get("phase", "select")
+
+    def epoch_limit(self):
+        """The epochs of the current phase: the options' most, or the refit's E*."""
+        return self.state["refit_epochs"] if self.phase == "refit" else self.options.epochs
+
+    def _enter_phase(self):
+        self.fit, self.valid = self.phase_examples[self.phase]
+
+    def _start_refit(self):
+        """Phase 2: a fresh model and optimiser, every training session, E* epochs."""
+        s = self.state
+        selected = s["history"][select_epoch(s["history"])]
+        self.state = {
+            "epoch": 0,
+            "step": 0,
+            "global_step": s["global_step"],
+            "loss_sum": 0.0,
+            "loss_count": 0,
+            "history": [],
+            "status": "running",
+            "phase": "refit",
+            "selection": s["history"],
+            "selection_status": s["status"],
+            "refit_epochs": selected["epoch"],
+        }
+        fresh = self.new_model()
+        for name, value in self.model.params.items():
+            value[...] = fresh.params[name]
+        self.adam = Adam(self.model.params, lr=self.config.lr, l2=self.config.l2)
+        self._enter_phase()
+        self.save_history()
+        self.save_checkpoint()
+        self.log(
+            f"refit: epoch {selected['epoch']} was best on validation; training a fresh "
+            f"model on all {len(self.fit)} training examples for {selected['epoch']} epochs"
+        )
 
     def resume_from(self, path):
         """Continue from a checkpoint written by this class."""
@@ -258,7 +298,9 @@ class Trainer:
         for name, value in self.model.params.items():
             value[...] = saved.model.params[name]
         self.adam.load_state_dict(adam_state)
+        state.setdefault("phase", "select")
         self.state = state
+        self._enter_phase()
 
     def save_checkpoint(self):
         checkpoint.save_checkpoint(
@@ -270,29 +312,38 @@ class Trainer:
             self.state,
         )
 
+    def all_records(self):
+        """Every finished epoch of the run: phase 1's, then the refit's (each says its phase)."""
+        return self.state.get("selection", []) + self.state["history"]
+
     def save_history(self):
-        """Rewrite ``metrics.jsonl``, one line per finished epoch."""
-        lines = "".join(json.dumps(r) + "\n" for r in self.state["history"])
+        """Rewrite ``metrics.jsonl``, one line per finished epoch of either phase."""
+        lines = "".join(json.dumps(r) + "\n" for r in self.all_records())
         checkpoint.write_text(self.path("metrics.jsonl"), lines)
 
     def save_curve(self):
         """Draw ``curve.png`` (at the end of the run: matplotlib takes a second)."""
-        if self.state["history"]:
+        if self.all_records():
             title = f"{model_name(self.config)} on {self.dataset_name}"
-            report.plot_curve(self.path("curve.png"), self.state["history"], title)
+            report.plot_curve(self.path("curve.png"), self.all_records(), title)
 
     def summary(self):
         """The selected epoch, the authors' best-over-epochs figures, and popularity."""
-        history = self.state["history"]
-        if not history:
+        s = self.state
+        selection = s["selection"] if self.phase == "refit" else s["history"]
+        if not selection:
             return None
-        return {
+        out = {
             "model": model_name(self.config),
-            "selected": history[select_epoch(history)],
-            "selected_by": SELECTED_BY if self.valid is not None else LAST_EPOCH,
-            "best_test": best_test_over_epochs(history),
+            "selected": selection[select_epoch(selection)],
+            "selected_by": SELECTED_BY if selection[0]["valid"] is not None else LAST_EPOCH,
+            "best_test": best_test_over_epochs(selection),
             "popularity": self.popularity,
         }
+        if self.phase == "refit" and len(s["history"]) == s["refit_epochs"]:
+            out["refit"] = s["history"][-1]
+            out["best_test"] = best_test_over_epochs(s["history"])
+        return out
 
     # ------------------------------------------------------------------
     def run(self, stop_after_steps=None):
@@ -315,16 +366,21 @@ class Trainer:
         """
         self.stop_signal = None
         with stop_on_signals() as stop:
-            while self.state["status"] == "running":
-                if self.state["epoch"] >= self.options.epochs:
-                    self.state["status"] = "finished"
-                    break
-                if not self._train_epoch(stop, stop_after_steps):
-                    return self._interrupted(stop)
-                record = self._evaluate_epoch(stop)
-                if record is None:
-                    return self._interrupted(stop)
-                self._end_epoch(record)
+            while True:
+                while self.state["status"] == "running":
+                    if self.state["epoch"] >= self.epoch_limit():
+                        self.state["status"] = "finished"
+                        break
+                    if not self._train_epoch(stop, stop_after_steps):
+                        return self._interrupted(stop)
+                    record = self._evaluate_epoch(stop)
+                    if record is None:
+                        return self._interrupted(stop)
+                    self._end_epoch(record)
+                if self.phase == "select" and self.refits:
+                    self._start_refit()
+                    continue
+                break
             self.save_checkpoint()
             self.save_curve()
         return self.state["status"]
@@ -346,7 +402,8 @@ class Trainer:
         bar = tqdm(
             total=len(batches),
             initial=s["step"],
-            desc=f"epoch {epoch + 1}/{self.options.epochs}",
+            desc=f"{'refit ' if self.phase == 'refit' else ''}epoch {epoch + 1}/"
+            f"{self.epoch_limit()}",
             unit="batch",
             leave=False,
             disable=not self.progress,
@@ -425,6 +482,7 @@ class Trainer:
                 return None
             metrics[part] = rank_metrics(ranks, KS)
         return {
+            "phase": self.phase,
             "epoch": s["epoch"] + 1,
             "lr": self.adam.lr,
             "loss": s["loss_sum"] / max(s["loss_count"], 1),
@@ -441,23 +499,33 @@ class Trainer:
         s = self.state
         s["history"].append(record)
         s.update(epoch=s["epoch"] + 1, step=0, loss_sum=0.0, loss_count=0)
-        selected = select_epoch(s["history"])
-        if selected == len(s["history"]) - 1:
-            self.save_model(record)
-        if self.valid is not None and len(s["history"]) - 1 - selected >= self.options.patience:
-            s["status"] = "early-stopped"
+        if self.phase == "refit":
+            if len(s["history"]) == s["refit_epochs"]:
+                self.save_model(record)  # the result: the refit's last epoch
+        else:
+            selected = select_epoch(s["history"])
+            if selected == len(s["history"]) - 1:
+                self.save_model(record)
+            if self.valid is not None and len(s["history"]) - 1 - selected >= self.options.patience:
+                s["status"] = "early-stopped"
         self.save_history()
         self.save_checkpoint()
-        self.log(report.epoch_line(record, self.options.epochs))
+        self.log(report.epoch_line(record, self.epoch_limit()))
 
     def save_model(self, record):
+        """Write ``model.npz`` (or, in phase 1 of a refitting run, ``selected-model.npz``)."""
+        if self.phase == "refit":
+            selected_by, name = REFIT, checkpoint.MODEL_FILE
+        elif self.refits:
+            selected_by, name = SELECTED_BY, SELECTED_MODEL_FILE
+        else:
+            selected_by = SELECTED_BY if self.valid is not None else LAST_EPOCH
+            name = checkpoint.MODEL_FILE
         meta = {
             "dataset": self.dataset_name,
             "epoch": record["epoch"],
-            "selected_by": SELECTED_BY if self.valid is not None else LAST_EPOCH,
+            "selected_by": selected_by,
             "valid": record["valid"],
             "test": record["test"],
         }
-        checkpoint.save_model(
-            self.path(checkpoint.MODEL_FILE), self.model, self.config, self.item_ids, meta
-        )
+        checkpoint.save_model(self.path(name), self.model, self.config, self.item_ids, meta)

@@ -26,8 +26,7 @@ import minisriem
 from data_tools import load_dataset, split_validation
 from minisriem import checkpoint
 from minisriem.checkpoint import SavedModel, load_model
-from minisriem.cli import limit_threads
-from minisriem.config import Config
+from minisriem.config import Config, TrainOptions
 from minisriem.kernels import rank_topk
 from minisriem.metrics import (
     KS,
@@ -37,8 +36,10 @@ from minisriem.metrics import (
     popularity_ranks,
     rank_metrics,
 )
+from minisriem.provenance import source_commit
 from minisriem.report import final_table
-from minisriem.trainer import Trainer, TrainOptions, model_name
+from minisriem.threads import limit_threads
+from minisriem.trainer import REFIT, Trainer, model_name
 
 __all__ = [
     "train",
@@ -112,9 +113,18 @@ class TrainResult:
         """The final table as text (empty before any epoch ended)."""
         return final_table(self.summary) if self.summary else ""
 
+    def model_note(self):
+        """What ``model.npz`` holds, in a few words, for the command's last line."""
+        if not os.path.exists(self.model_path):
+            return "no model.npz yet: the run has not finished"
+        meta = load_model(self.model_path).meta
+        if meta.get("selected_by") == REFIT:
+            return f"model.npz is the refit model, {meta['epoch']} epochs on every training session"
+        return f"model.npz is epoch {meta['epoch']}, {meta.get('selected_by')}"
+
 
 def split_settings(settings):
-    """Sort keyword settings into a Config and TrainOptions, checking names and values."""
+    """Sort keyword settings into a Config and TrainOptions; the dataclasses check the values."""
     config_names = {f.name for f in fields(Config)}
     option_names = {f.name for f in fields(TrainOptions)}
     unknown = sorted(set(settings) - config_names - option_names)
@@ -123,23 +133,6 @@ def split_settings(settings):
         raise TypeError(f"unknown setting(s) {', '.join(unknown)}; known: {known}")
     config = Config(**{k: v for k, v in settings.items() if k in config_names})
     options = TrainOptions(**{k: v for k, v in settings.items() if k in option_names})
-    positive = {
-        "d": config.d,
-        "l": config.l,
-        "L": config.L,
-        "batch_size": config.batch_size,
-        "lr_step": config.lr_step,
-        "epochs": options.epochs,
-        "patience": options.patience,
-        "eval_batch_size": options.eval_batch_size,
-    }
-    for name, value in positive.items():
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    if not config.lr > 0 or not config.lr_decay > 0 or not config.l2 >= 0:
-        raise ValueError("lr and lr_decay must be positive and l2 non-negative")
-    if not 0 <= options.valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {options.valid_fraction}")
     return config, options
 
 
@@ -236,7 +229,8 @@ def train(
         info = read_run_config(resume)
         run_dir = resume
         config = Config.from_dict(info["config"])
-        options = TrainOptions.from_dict(info["options"])
+        # Runs made before refitting existed did not refit: resuming one must not start it.
+        options = TrainOptions.from_dict({"refit": False, **info["options"]})
         if isinstance(dataset, str):
             dataset = info["dataset"]
             data_dir = data_dir or info.get("data_dir")
@@ -251,7 +245,17 @@ def train(
     if resume is None:
         run_dir = _choose_run_dir(out, ds.name)
     trainer = Trainer(  # builds the model: bad settings fail here, before any file is written
-        config, options, run_dir, ds.item_ids, fit, valid, ds.test, ds.name, progress, log
+        config,
+        options,
+        run_dir,
+        ds.item_ids,
+        fit,
+        valid,
+        ds.test,
+        ds.name,
+        progress,
+        log,
+        train_all=ds.train,
     )
     if resume is None:
         os.makedirs(run_dir, exist_ok=True)
@@ -265,6 +269,7 @@ def train(
             "threads": threads,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "minisriem": minisriem.__version__,
+            "commit": source_commit(),
             "numpy": np.__version__,
         }
         checkpoint.write_text(os.path.join(run_dir, CONFIG_FILE), json.dumps(info, indent=2) + "\n")
@@ -285,11 +290,16 @@ def train(
             "no validation split (valid_fraction 0): training on all training sessions, "
             "no early stopping; the last epoch is the selected one"
         )
+    elif trainer.refits:
+        log(
+            "phase 1 chooses the number of epochs on the validation split; phase 2 (refit) "
+            "then trains a fresh model on all training sessions for that many epochs"
+        )
     status = trainer.run(stop_after_steps=stop_after_steps)
     summary = trainer.summary()
     if summary is not None and status != "interrupted":
         log(final_table(summary))
-    return TrainResult(run_dir, status, trainer.state["history"], summary, trainer.stop_signal)
+    return TrainResult(run_dir, status, trainer.all_records(), summary, trainer.stop_signal)
 
 
 # ----------------------------------------------------------------------

@@ -50,21 +50,43 @@ def test_plan_runs():
         "spop",
         "itemknn",
         "sriem-paper-seed0",
-        "sriem-paper-seed1",
-        "sriem-paper-seed2",
+        "sriem-paper-seed0-refit",
+        "sriem-paper-seed1-refit",
+        "sriem-paper-seed2-refit",
         "sriem-official-seed0",
+        "sriem-official-seed0-refit",
         "sr-stamp-seed0",
+        "sr-stamp-seed0-refit",
         "sr-sat-seed0",
+        "sr-sat-seed0-refit",
         "timing",
     ]
     assert runs[-1]["settings"] == {"seed": 0, "d": 50}
-    assert runs[-2]["settings"] == {
+    assert runs[-3]["settings"] == {
         "variant": "paper",
         "importance": "sat",
         "seed": 0,
         "epochs": 10,
         "d": 50,
     }
+    # the refit (phase 2) takes its epoch count from a phase-1 run when that is done
+    refit = runs[-2]
+    assert refit["kind"] == "refit" and refit["of"] == "sr-sat-seed0"
+    phase1 = {k: v for k, v in runs[-3]["settings"].items() if k != "epochs"}
+    assert refit["settings"] == {**phase1, "valid_fraction": 0.0}
+    assert "epochs" not in refit["settings"] and refit["settings"]["valid_fraction"] == 0.0
+    # extra seeds take the first seed's E*, unless their own phase 1 is recorded
+    assert [r["of"] for r in runs if r["group"] == "sriem-paper" and r["kind"] == "refit"] == [
+        "sriem-paper-seed0"
+    ] * 3
+    again = reproduce.plan_runs(["sriem-paper"], [0, 1], 6, {}, recorded={"sriem-paper-seed1"})
+    assert [r["name"] for r in again] == [
+        "sriem-paper-seed0",
+        "sriem-paper-seed0-refit",
+        "sriem-paper-seed1",
+        "sriem-paper-seed1-refit",
+    ]
+    assert again[-1]["of"] == "sriem-paper-seed1"
 
 
 def test_baselines_and_page(tmp_path, capsys):
@@ -136,9 +158,10 @@ def test_a_run_trained_by_hand_is_recorded_with_its_own_times(tmp_path):
 
     settings = dict(variant="paper", importance="sat", seed=0, epochs=1, d=8, l=4)
     run_dir = tmp_path / "runs" / "synthetic" / "sr-sat-seed0"
-    result = train(
+    result = train(  # phase 1 of the refit protocol: the reproduction's command says --no-refit
         "synthetic",
         out=str(run_dir),
+        refit=False,
         batch_size=2048,
         threads=1,
         progress=False,
@@ -180,7 +203,9 @@ def test_two_commands_at_once_keep_each_others_records(tmp_path):
     st = state(tmp_path)
     assert {n for n, r in st["runs"].items() if r["status"] == "finished"} == {
         "sr-sat-seed0",
+        "sr-sat-seed0-refit",
         "sr-stamp-seed0",
+        "sr-stamp-seed0-refit",
     }
     assert len(st["invocations"]) == 2
 

@@ -103,18 +103,37 @@ def test_a_run_writes_its_directory(tiny_data, tmp_path):
     lines = []
     result = train(tiny_data, out=str(tmp_path / "run"), **{**TINY, "log": lines.append})
     run = tmp_path / "run"
-    assert result.status == "finished" and len(result.history) == 2
+    assert (
+        result.status == "finished" and len(result.history) == 2 + result.summary["refit"]["epoch"]
+    )
     files = sorted(os.listdir(run))
-    assert files == ["checkpoint.npz", "config.json", "curve.png", "metrics.jsonl", "model.npz"]
+    assert files == [
+        "checkpoint.npz",
+        "config.json",
+        "curve.png",
+        "metrics.jsonl",
+        "model.npz",
+        "selected-model.npz",
+    ]
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2]
+    chosen = result.summary["selected"]["epoch"]
+    assert [r["epoch"] for r in records] == [1, 2, *range(1, chosen + 1)]
+    assert [r["phase"] for r in records] == ["select"] * 2 + ["refit"] * chosen
     assert {"loss", "lr", "valid", "test", "train_seconds"} <= records[0].keys()
+    assert all(r["valid"] is None for r in records[2:])
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["d"] == 8 and config["options"]["epochs"] == 2
+    assert config["options"]["refit"] is True
     saved = result.load_model()
-    assert saved.meta["epoch"] == result.summary["selected"]["epoch"]
+    assert saved.meta["epoch"] == chosen and saved.meta["selected_by"].startswith("refit")
+    assert result.summary["refit"]["test"] == records[-1]["test"]
+    selected = checkpoint.load_model(str(run / "selected-model.npz"))
+    assert selected.meta["epoch"] == chosen and selected.meta["valid"] is not None
     assert any(line.startswith("epoch  2/2") for line in lines)
-    assert "popularity baseline" in lines[-1] and "best test over epochs" in lines[-1]
+    assert any(line.startswith(f"refit epoch  {chosen}/{chosen}") for line in lines)
+    table = lines[-1].splitlines()
+    assert "refit on every training session" in table[1]
+    assert "popularity baseline" in lines[-1] and "best test over refit epochs" in lines[-1]
     assert (run / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -189,11 +208,40 @@ def test_nan_loss_stops_with_the_step_named_and_keeps_the_last_good_checkpoint(
     assert state["epoch"] == 1 and state["step"] == 0  # the end of epoch 1, the last good one
 
 
-def test_cli_huge_learning_rate_is_a_one_line_error(tmp_path):
-    tiny = ["--d", "8", "--l", "4", "--batch-size", "512", "--threads", "1"]
-    proc = cli(*tiny, "--lr", "1e30", "--out", str(tmp_path / "run"))
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: the training loss became")
+def test_cli_out_of_range_learning_rate_is_a_one_line_error(tmp_path):
+    """A learning rate that could only diverge is refused when the options are read."""
+    proc = cli("--lr", "1e30", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("argument --lr: must be in (0, 10], got 1e+30")
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_diverged_loss_is_a_one_line_error(tmp_path):
+    """A NaN loss ends the command with one line naming the step (no traceback)."""
+    code = (
+        "import sys\n"
+        "from minisriem.model import SRIEM\n"
+        "original = SRIEM.loss_and_grads\n"
+        "def nan_loss(self, *args):\n"
+        "    loss, grads = original(self, *args)\n"
+        "    return float('nan'), grads\n"
+        "SRIEM.loss_and_grads = nan_loss\n"
+        "from minisriem.train import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    tiny = ["--d", "8", "--l", "4", "--batch-size", "512", "--no-progress"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *tiny, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: the training loss became nan")
     assert "smaller --lr" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -217,7 +265,7 @@ def test_valid_fraction_zero_says_the_last_epoch_is_selected(tiny_data, tmp_path
 
 
 def test_bad_settings_are_clear_errors(tiny_data, tmp_path):
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) must be in \[1, "):
         train(tiny_data, out=str(tmp_path / "r"), batch_size=0)
     with pytest.raises(TypeError, match="unknown setting"):
         train(tiny_data, out=str(tmp_path / "r"), dd=3)
@@ -230,7 +278,7 @@ def test_default_synthetic_cli_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "epoch  1/1" in out and "Recall@20" in out and "MRR@20" in out
-    model_row = next(line for line in out.splitlines() if line.startswith("SR-IEM, epoch"))
+    model_row = next(line for line in out.splitlines() if line.startswith("SR-IEM, refit"))
     pop_row = next(line for line in out.splitlines() if line.startswith("popularity baseline"))
     assert float(model_row.split()[-2]) > float(pop_row.split()[-2])  # Recall@20
 
@@ -251,3 +299,50 @@ def test_resume_warns_about_the_options_it_ignores(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ignored: --lr, --seed" in err
     assert "not a run directory" in err
+
+
+# ----------------------------------------------------------------------
+# Refit (phase 2: every training session, the selected number of epochs)
+
+
+def test_refit_trains_every_session_for_exactly_the_selected_epochs(tiny_data, tmp_path):
+    result = train(tiny_data, out=str(tmp_path / "r"), **{**TINY, "epochs": 3})
+    chosen = result.summary["selected"]["epoch"]
+    refit = [r for r in result.history if r["phase"] == "refit"]
+    assert len(refit) == chosen == result.summary["refit"]["epoch"]
+    assert all(r["examples"] == len(tiny_data.train) for r in refit)
+    phase1 = result.summary["selected"]
+    assert phase1["examples"] < len(tiny_data.train)  # phase 1 held the validation split out
+    # The same as training on everything for E* epochs with the same seed (how the
+    # reproduction runs phase 2 on its own), bitwise with the same thread count.
+    direct = train(
+        tiny_data, out=str(tmp_path / "d"), valid_fraction=0, **{**TINY, "epochs": chosen}
+    )
+    assert_same_arrays(
+        params_of(result.run_dir, "model.npz"), params_of(direct.run_dir, "model.npz")
+    )
+    assert [r["test"] for r in refit] == [r["test"] for r in direct.history]
+
+
+def test_no_refit_keeps_the_selected_epoch_as_the_model(tiny_data, tmp_path):
+    result = train(tiny_data, out=str(tmp_path / "r"), refit=False, **TINY)
+    assert "refit" not in result.summary and len(result.history) == 2
+    assert not os.path.exists(tmp_path / "r" / "selected-model.npz")
+    assert result.load_model().meta["epoch"] == result.summary["selected"]["epoch"]
+
+
+def test_an_interrupted_refit_resumes_to_the_same_parameters(tiny_data, tmp_path):
+    whole = train(tiny_data, out=str(tmp_path / "whole"), **TINY)
+    phase1_steps = [r for r in whole.history if r["phase"] == "select"][-1]["steps"]
+    part = train(tiny_data, out=str(tmp_path / "part"), stop_after_steps=phase1_steps + 5, **TINY)
+    assert part.status == "interrupted"
+    _, _, state = checkpoint.load_checkpoint(str(tmp_path / "part" / "checkpoint.npz"))
+    assert state["phase"] == "refit" and state["step"] == 5
+    assert not os.path.exists(tmp_path / "part" / "model.npz")  # written when the refit ends
+    resumed = train(tiny_data, resume=str(tmp_path / "part"), progress=False, log=lambda s: None)
+    assert resumed.status == "finished"
+    assert without_times(resumed.history) == without_times(whole.history)
+    assert_same_arrays(params_of(tmp_path / "part"), params_of(tmp_path / "whole"))
+    assert_same_arrays(
+        params_of(tmp_path / "part", "model.npz"), params_of(tmp_path / "whole", "model.npz")
+    )

@@ -62,9 +62,16 @@ def _duration(seconds):
     return f"{seconds / 3600:.2f} h"
 
 
-def _records(state, group):
-    """Finished records of a group, by seed (models) or the one baseline record."""
-    out = [(name, r) for name, r in state["runs"].items() if r.get("group") == group and is_done(r)]
+def _records(state, group, refit=False):
+    """Finished records of a group, by seed (models) or the one baseline record.
+
+    ``refit``: the refit runs (phase 2) instead of the phase-1 runs.
+    """
+    out = [
+        (name, r)
+        for name, r in state["runs"].items()
+        if r.get("group") == group and is_done(r) and (r.get("protocol") == "refit") == refit
+    ]
     return sorted(out, key=lambda nr: nr[1].get("settings", {}).get("seed", 0))
 
 

@@ -98,7 +98,7 @@ DEFAULT_BENCH = os.path.join(DEFAULT_STATE, "torch-bench.json")
 # ----------------------------------------------------------------------
 # The plan: which runs, with which settings
 # ----------------------------------------------------------------------
-def plan_runs(groups, seeds, epochs, overrides):
+def plan_runs(groups, seeds, epochs, overrides, recorded=None):
     """The runs of the chosen groups, in the order they are done.
 
     Parameters
@@ -109,12 +109,24 @@ def plan_runs(groups, seeds, epochs, overrides):
     epochs : int, the most epochs of every model run
     overrides : dict, further trainer settings (``d``, ``l``, ``batch_size``,
         ``patience``), recorded with each run
+    recorded : set of str, optional; names of finished runs in the state
 
     Returns
     -------
-    list of dict, each with ``name``, ``group``, ``kind`` ("baseline", "model"
-    or "timing"), ``label`` and, for models and timing, ``settings`` (the
-    trainer's keyword settings; timing: the seed and ``overrides``)
+    list of dict, each with ``name``, ``group``, ``kind`` ("baseline", "model",
+    "refit" or "timing"), ``label`` and, for models and timing, ``settings``
+    (the trainer's keyword settings; timing: the seed and ``overrides``).
+
+    A model group's seed gets two runs (the refit protocol, as
+    ``python -m minisriem.train`` does in one run, here in two so that phase 1
+    can be reused): ``GROUP-seedN`` trains without the validation sessions and
+    selects the epoch E* on them (phase 1), ``GROUP-seedN-refit`` trains a
+    fresh model with the same seed on every training session for E* epochs
+    (phase 2; ``"of"`` names the phase-1 run whose E* it takes, its epochs are
+    filled in when that run is done). Seeds after the first take the first
+    seed's E* (``"of"`` is the first seed's phase-1 run) unless their own
+    phase-1 run is already recorded; probes without a validation split get no
+    refit run.
     """
     runs = []
     for group in groups:
@@ -144,15 +156,31 @@ def plan_runs(groups, seeds, epochs, overrides):
             }
             if "valid_fraction" in spec:
                 settings["valid_fraction"] = spec["valid_fraction"]
-            runs.append(
-                {
-                    "name": f"{group}-seed{seed}",
-                    "group": group,
-                    "kind": "model",
-                    "label": spec["label"],
-                    "settings": settings,
-                }
-            )
+            name = f"{group}-seed{seed}"
+            first = f"{group}-seed{seeds[0]}"
+            own = seed == seeds[0] or name in (recorded or ())
+            if own:
+                runs.append(
+                    {
+                        "name": name,
+                        "group": group,
+                        "kind": "model",
+                        "label": spec["label"],
+                        "settings": settings,
+                    }
+                )
+            if settings.get("valid_fraction", 0.1) > 0:
+                refit = {k: v for k, v in settings.items() if k != "epochs"}
+                runs.append(
+                    {
+                        "name": f"{name}-refit",
+                        "group": group,
+                        "kind": "refit",
+                        "label": spec["label"],
+                        "of": name if own else first,
+                        "settings": {**refit, "valid_fraction": 0.0},
+                    }
+                )
     return runs
 
 
@@ -162,9 +190,41 @@ def train_command(dataset, data_dir, settings, run_dir):
     if data_dir:
         parts += ["--data-dir", data_dir]
     for key, value in settings.items():
-        parts += [f"--{key.replace('_', '-')}", str(value)]
+        flag = key.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            parts += [f"--{flag}", str(value)]
     parts += ["--out", run_dir]
     return shlex.join(parts)
+
+
+RANKS_DIR = "ranks"
+"""Per-example test ranks of each run, ``STATE_DIR/DATASET/ranks/NAME.npz`` (compressed)."""
+
+
+def save_ranks(state_folder, name, ranks):
+    """Keep a run's per-example test ranks (int32), for the paired significance tests."""
+    import numpy as np
+
+    from data_tools.fileio import atomic_outputs
+
+    folder = os.path.join(state_folder, RANKS_DIR)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name + ".npz")
+    with atomic_outputs([path]) as (tmp,):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, ranks=np.asarray(ranks, dtype=np.int32))
+    return path
+
+
+def protocol_of(run):
+    """The protocol label of a run's figure (the keys of ``summary.json``)."""
+    if run["kind"] == "refit":
+        return "refit"
+    if run["settings"].get("valid_fraction", 0.1) == 0:
+        return "fixed-epochs-all-train"
+    return "validation-selected"
 
 
 def machine_info(threads):
@@ -281,7 +341,7 @@ def _by_length(ranks, lengths):
     }
 
 
-def run_baseline(run, ds, log):
+def run_baseline(run, ds, log, keep_ranks=None):
     """Fit a baseline on the training sessions and rank the test examples.
 
     S-POP is given whole sessions (padded to the longest test prefix), as
@@ -329,6 +389,8 @@ def run_baseline(run, ds, log):
         }
         if key == "main":
             out["by_length"] = _by_length(ranks, ds.test.lengths)
+            if keep_ranks is not None:
+                keep_ranks(ranks)
             record.update(out)
         else:
             record["extras"][key] = {"label": label, **out}
@@ -372,7 +434,8 @@ def run_model(run, ds, ctx, record):
     if os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
         result = train(ds, resume=run_dir, **common)
     else:
-        result = train(ds, out=run_dir, **run["settings"], **common)
+        # Phase 1 of the refit protocol is its own run here (the refit is the "-refit" run).
+        result = train(ds, out=run_dir, refit=False, **run["settings"], **common)
     if result.status == "interrupted":
         return False
 
@@ -384,10 +447,15 @@ def run_model(run, ds, ctx, record):
     summary, history = result.summary, result.history
     train_seconds = [r["train_seconds"] for r in history]
     eval_seconds = [r["eval_seconds"] for r in history]
+    save_ranks(ctx.state, run["name"], ranks)
+    settings = run["settings"]
+    if run["kind"] == "model" and settings.get("valid_fraction", 0.1) > 0:
+        settings = {**settings, "refit": False}
     record.update(
         status=result.status,
+        protocol=protocol_of(run),
         run_dir=run_dir,
-        command=train_command(ds.name, ctx.data_dir, run["settings"], run_dir),
+        command=train_command(ds.name, ctx.data_dir, settings, run_dir),
         epochs_run=len(history),
         selected_epoch=summary["selected"]["epoch"],
         selected_by=summary["selected_by"],
@@ -485,7 +553,17 @@ def run_timing(run, ds, ctx):
             {**settings, "variant": spec["variant"], "importance": spec.get("importance", "iem")}
         )
         trainers[group] = Trainer(
-            config, options, None, ds.item_ids, fit, valid, ds.test, ds.name, False, ctx.log
+            config,
+            options,
+            None,
+            ds.item_ids,
+            fit,
+            valid,
+            ds.test,
+            ds.name,
+            False,
+            ctx.log,
+            train_all=ds.train,
         )
     first = trainers[TIMED_GROUPS[0]]
     n_fit, batch_size = len(first.fit), first.config.batch_size
@@ -663,7 +741,12 @@ def main(argv=None):
                 for k in ("d", "l", "batch_size", "patience")
                 if getattr(args, k) is not None
             }
-            runs = plan_runs(groups, seeds, epochs, overrides)
+            recorded = {
+                n
+                for n, r in ((load_state(state_folder) or {}).get("runs") or {}).items()
+                if is_done(r)
+            }
+            runs = plan_runs(groups, seeds, epochs, overrides, recorded)
             ctx = argparse.Namespace(
                 out=out,
                 state=state_folder,
@@ -699,9 +782,12 @@ def execute(runs, ds, ctx, args, argv):
     command = shlex.join(
         ["python", "-m", "minisriem.experiments.reproduce", *(argv or sys.argv[1:])]
     )
+    from minisriem.provenance import source_commit
+
     invocation = {
         "command": command,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "commit": source_commit(),
         "machine": machine_info(args.threads),
     }
 
@@ -734,7 +820,7 @@ def execute(runs, ds, ctx, args, argv):
                 ctx.log(f"{name}: another command is running it, skipped")
                 continue
             record = (load_state(ctx.state) or new_state())["runs"].get(name)
-            if run["kind"] != "baseline" and record is not None:
+            if run["kind"] in ("model", "timing") and record is not None:
                 if record["settings"] != run["settings"]:
                     raise ValueError(
                         f"{name} in {ctx.state} was made with {record['settings']}, not "
@@ -742,18 +828,32 @@ def execute(runs, ds, ctx, args, argv):
                         f"{os.path.join(ctx.out, name)} and its entry in "
                         f"{os.path.join(ctx.state, STATE_FILE)}"
                     )
-            refresh = ctx.refresh and run["kind"] == "model"
+            refresh = ctx.refresh and run["kind"] in ("model", "refit")
             if is_done(record) and not refresh:
                 ctx.log(f"{name}: finished before, skipped")
                 continue
             if refresh and not os.path.isdir(os.path.join(ctx.out, name)):
                 ctx.log(f"{name}: no run directory to refresh from, kept as recorded")
                 continue
+            if run["kind"] == "refit":
+                of = (load_state(ctx.state) or new_state())["runs"].get(run["of"])
+                if not is_done(of):
+                    ctx.log(f"{name}: its phase 1 ({run['of']}) is not finished yet, skipped")
+                    continue
+                run = {**run, "settings": {**run["settings"], "epochs": of["selected_epoch"]}}
+                if record is not None and record["settings"] != run["settings"]:
+                    raise ValueError(
+                        f"{name} in {ctx.state} was made with {record['settings']}, not "
+                        f"{run['settings']}: delete {os.path.join(ctx.out, name)} and its entry"
+                    )
             ctx.log(f"== {name}: {run['label']} {run.get('settings', '')}")
             started = time.perf_counter()
             finished = True
             if run["kind"] == "baseline":
-                record = run_baseline(run, ds, ctx.log)
+                record = run_baseline(
+                    run, ds, ctx.log, lambda ranks, n=name: save_ranks(ctx.state, n, ranks)
+                )
+                record["protocol"] = "all-train"
                 record["wall_seconds"] = time.perf_counter() - started
             elif run["kind"] == "timing":
                 record = run_timing(run, ds, ctx)
@@ -763,10 +863,17 @@ def execute(runs, ds, ctx, args, argv):
                 record = record or {"status": "running", "label": run["label"]}
                 record["settings"] = run["settings"]
                 record["group"] = run["group"]
+                if run["kind"] == "refit":
+                    record["selection_from"] = run["of"]
                 put(name, record)
                 finished = run_model(run, ds, ctx, record)
             record["group"] = run["group"]
             record["machine"] = invocation["machine"]
+            commits = record.get("commits", [])
+            if invocation["commit"] not in commits:
+                commits.append(invocation["commit"])
+            record["commits"] = commits
+            record["commit"] = commits[0] if len(commits) == 1 else "+".join(commits)
             put(name, record)
         if not finished:
             ctx.log(
