@@ -7,13 +7,15 @@ discussion) in seconds.
 
 import fcntl
 import json
+import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from minisriem.experiments import page, reproduce
+from minisriem.experiments import page, plan, reproduce
 
 TINY = ["--d", "8", "--l", "4", "--batch-size", "2048"]
 
@@ -43,8 +45,8 @@ def state(tmp_path):
 
 def test_plan_runs():
     default = reproduce._groups(reproduce.build_parser().parse_args([]))
-    assert "sriem-all-train" in reproduce.GROUPS and "sriem-all-train" not in default
-    runs = reproduce.plan_runs(default, [0, 1, 2], 10, {"d": 50})
+    assert "sriem-all-train" in plan.GROUPS and "sriem-all-train" not in default
+    runs = plan.plan_runs(default, [0, 1, 2], 10, {"d": 50})
     names = [r["name"] for r in runs]
     assert names == [
         "spop",
@@ -79,7 +81,7 @@ def test_plan_runs():
     assert [r["of"] for r in runs if r["group"] == "sriem-paper" and r["kind"] == "refit"] == [
         "sriem-paper-seed0"
     ] * 3
-    again = reproduce.plan_runs(["sriem-paper"], [0, 1], 6, {}, recorded={"sriem-paper-seed1"})
+    again = plan.plan_runs(["sriem-paper"], [0, 1], 6, {}, recorded={"sriem-paper-seed1"})
     assert [r["name"] for r in again] == [
         "sriem-paper-seed0",
         "sriem-paper-seed0-refit",
@@ -95,7 +97,8 @@ def test_baselines_and_page(tmp_path, capsys):
     assert set(runs) == {"spop", "itemknn"}
     assert 0 < runs["itemknn"]["test"]["Recall@20"] <= 1
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
-    assert "| S-POP | 1 (L = " in text and "| Item-KNN | 1 (last item) |" in text
+    assert "| S-POP | all training sessions | 1 (L = " in text
+    assert "| Item-KNN | all training sessions | 1 (last item) |" in text
     assert "## YOOCHOOSE 1/64\n\nNot measured" in text
     assert "## DIGINETICA\n\nNot measured" in text
     assert (tmp_path / "docs" / "figures" / "reproduction" / "synthetic-fig2.png").exists()
@@ -227,7 +230,7 @@ def test_timing_group_times_every_model_side_by_side(tmp_path, monkeypatch):
     assert run(tmp_path, "--runs", "timing", *TINY, *timing, "--torch-script", script) == 0
     record = state(tmp_path)["runs"]["timing"]
     assert record["status"] == "finished"
-    assert list(record["models"]) == list(reproduce.TIMED_GROUPS)
+    assert list(record["models"]) == list(plan.TIMED_GROUPS)
     for t in record["models"].values():
         assert len(t["step_seconds"]) == 2 and min(t["step_seconds"]) > 0
         assert t["train_epoch_seconds"] > 0 and t["test_seconds"] > 0
@@ -259,3 +262,63 @@ def test_the_all_training_data_probe_runs_only_when_named(tmp_path):
     assert "--valid-fraction 0.0" in record["command"]
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
     assert "| SR-IEM (paper), all training sessions, last epoch | 1 (seed 0) |" in text
+
+
+# ----------------------------------------------------------------------
+# Significance and the machine-readable summary
+
+
+def test_paired_test_on_hand_made_ranks():
+    from minisriem.experiments.significance import compare, paired_bootstrap, paired_t
+
+    a = np.array([1, 2, 30, 5])
+    b = np.array([1, 40, 30, 50])
+    result = compare(a, b, n_boot=500)
+    # hits: a = 1,1,0,1 and b = 1,0,0,0, so d = 0,1,0,1: mean 1/2, sample std sqrt(1/3)
+    t = 0.5 / (np.sqrt(1 / 3) / 2)
+    assert result["recall"]["diff"] == pytest.approx(0.5)
+    assert result["recall"]["t"] == pytest.approx(t)
+    assert result["recall"]["p"] == pytest.approx(math.erfc(t / math.sqrt(2)))
+    # reciprocal ranks at 20: a = 1, 1/2, 0, 1/5 and b = 1, 0, 0, 0
+    assert result["mrr"]["diff"] == pytest.approx((0.5 + 0.2) / 4)
+    lo, hi = result["recall"]["ci95"]
+    assert 0 <= lo <= 0.5 <= hi <= 1
+    assert paired_t(a, a) == (0.0, 1.0)
+    # a clear, consistent difference on many examples: tiny p, an interval away from 0
+    rng = np.random.default_rng(0)
+    good = rng.integers(1, 15, size=5000)
+    bad = good + rng.integers(0, 30, size=5000)
+    strong = compare(good, bad)
+    assert strong["recall"]["t"] > 10 and strong["recall"]["p"] < 1e-10
+    assert strong["recall"]["ci95"][0] > 0
+    lo, hi = paired_bootstrap(np.ones(100), np.ones(100))
+    assert lo == hi == 0
+    with pytest.raises(ValueError, match="different test sets"):
+        compare(a, b[:3])
+
+
+def test_summary_json_matches_the_page(tmp_path):
+    assert (
+        run(tmp_path, "--runs", "spop,sriem-paper", "--seeds", "0,1", "--epochs", "1", *TINY) == 0
+    )
+    st = state(tmp_path)
+    assert {"sriem-paper-seed0", "sriem-paper-seed0-refit", "sriem-paper-seed1-refit"} <= set(
+        st["runs"]
+    )
+    assert st["runs"]["sriem-paper-seed1-refit"]["selection_from"] == "sriem-paper-seed0"
+    assert all(r["commit"] for r in st["runs"].values() if r.get("status") == "finished")
+    assert (tmp_path / "state" / "synthetic" / "ranks" / "sriem-paper-seed0-refit.npz").exists()
+    summary = json.loads((tmp_path / "state" / "summary.json").read_text())
+    text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
+    keys = {"dataset", "method", "protocol", "recall@20", "mrr@20", "std", "seeds", "commit"}
+    assert summary and all(set(row) == keys for row in summary)
+    protocols = {(r["method"], r["protocol"]) for r in summary}
+    assert ("SR-IEM (paper)", "refit") in protocols and ("S-POP", "all-train") in protocols
+    for row in summary:
+        cells = f"| {row['method']} | {page.PROTOCOL_TEXT[row['protocol']]} |"
+        line = next(ln for ln in text.splitlines() if ln.startswith(cells))
+        assert f"| {row['recall@20']:.2f}" in line and f"| {row['mrr@20']:.2f}" in line
+    refit = next(r for r in summary if r["protocol"] == "refit")
+    assert refit["seeds"] == [0, 1] and len(refit["std"]) == 2
+    assert "SR-IEM (paper, refit) against | ΔR@20" in text
+    assert "| S-POP (all training sessions) |" in text

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from minisriem.experiments.reproduce import GROUPS, STATE_FILE, is_done, load_state
+from minisriem.experiments.plan import GROUPS
+from minisriem.experiments.state import STATE_FILE, is_done, load_state
 
 DISCUSSION_START = "<!-- BEGIN discussion: hand-written, kept when the page is regenerated -->"
 DISCUSSION_END = "<!-- END discussion -->"
@@ -22,6 +23,9 @@ DEFAULT_DISCUSSION = (
     "between our figures and the paper's (protocol, model selection, tie rule, "
     "epochs, seeds). The command keeps this section as it is.\n"
 )
+
+SUMMARY_FILE = "summary.json"
+"""Table 2 of every dataset as JSON rows (see :func:`table2_rows`), beside the state folders."""
 
 DATASET_TITLES = {"diginetica": "DIGINETICA", "yoochoose1_64": "YOOCHOOSE 1/64"}
 PAGE_DATASETS = ("diginetica", "yoochoose1_64")
@@ -78,55 +82,226 @@ def _records(state, group, refit=False):
 # ----------------------------------------------------------------------
 # Table 2
 # ----------------------------------------------------------------------
-def table2(dataset, state):
-    paper = PAPER.get(dataset, {})
-    lines = [
-        "| method | runs | R@20 | MRR@20 | best test R@20 over epochs | "
-        "best test MRR@20 over epochs | paper R@20 | paper MRR@20 |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+PROTOCOL_TEXT = {
+    "refit": "refit",
+    "validation-selected": "validation-selected",
+    "best-test-over-epochs": "best test over epochs (authors')",
+    "fixed-epochs-all-train": "fixed epochs, all training sessions",
+    "all-train": "all training sessions",
+}
+
+
+def _commit_of(recs):
+    commits = sorted({str(r.get("commit")) for r in recs if r.get("commit")})
+    return ",".join(commits) if commits else None
+
+
+def _row(dataset, method, protocol, recs, r_values, m_values, seeds):
+    r, m = 100 * np.asarray(r_values, float), 100 * np.asarray(m_values, float)
+    std = [float(r.std(ddof=1)), float(m.std(ddof=1))] if len(r) > 1 else None
+    return {
+        "dataset": dataset,
+        "method": method,
+        "protocol": protocol,
+        "recall@20": float(r.mean()),
+        "mrr@20": float(m.mean()),
+        "std": std,
+        "seeds": seeds,
+        "commit": _commit_of(recs),
+    }
+
+
+def table2_rows(dataset, state):
+    """Table 2 as rows: every method under every protocol it has figures for.
+
+    Returns
+    -------
+    list of dict, the rows of ``summary.json``: ``dataset``, ``method`` (the
+    Table 2 label), ``protocol`` ("refit", "validation-selected",
+    "best-test-over-epochs", "fixed-epochs-all-train" or "all-train"),
+    ``recall@20`` and ``mrr@20`` (percent, mean over seeds), ``std`` (``[r, m]``,
+    sample std over seeds, or None), ``seeds`` and ``commit``
+    """
+    rows = []
     for group, spec in GROUPS.items():
         if spec["kind"] == "timing":
             continue
-        recs = [r for _, r in _records(state, group)]
         label = spec["label"]
-        paper_key = "SR-IEM" if group == "sriem-paper" else label
-        p = paper.get(paper_key)
-        p_r, p_m = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
-        if not recs:
-            if not spec.get("optional"):
-                lines.append(f"| {label} | not run | - | - | - | - | {p_r} | {p_m} |")
-            continue
         if spec["kind"] == "baseline":
-            r = recs[0]
-            note = f"L = {r['L']}" if group == "spop" else "last item"
-            lines.append(
-                f"| {label} | 1 ({note}) | {pct(r['test']['Recall@20'])} | "
-                f"{pct(r['test']['MRR@20'])} | n/a | n/a | {p_r} | {p_m} |"
-            )
-            for extra in r.get("extras", {}).values():
-                lines.append(
-                    f"| {extra['label']} | 1 | {pct(extra['test']['Recall@20'])} | "
-                    f"{pct(extra['test']['MRR@20'])} | n/a | n/a | | |"
-                )
+            for _, r in _records(state, group):
+                rows.append(
+                    _row(
+                        dataset, label, "all-train", [r],
+                        [r["test"]["Recall@20"]], [r["test"]["MRR@20"]], [],
+                    )
+                )  # fmt: skip
             continue
-        seeds = ", ".join(str(r["settings"]["seed"]) for r in recs)
-        sel_r = _mean_std([r["test"]["Recall@20"] for r in recs])
-        sel_m = _mean_std([r["test"]["MRR@20"] for r in recs])
-        best_r = _mean_std([r["best_test"]["Recall@20"][0] for r in recs])
-        best_m = _mean_std([r["best_test"]["MRR@20"][0] for r in recs])
-        if group != "sriem-paper":
-            p_r, p_m = ("only in Fig. 3", "") if group in ("sr-stamp", "sr-sat") else ("", "")
-        runs = f"{len(recs)} (seed{'s' if len(recs) > 1 else ''} {seeds})"
+        refit = [r for _, r in _records(state, group, refit=True)]
+        phase1 = [r for _, r in _records(state, group)]
+        seeds = lambda recs: [int(r["settings"]["seed"]) for r in recs]  # noqa: E731
+        if refit:
+            rows.append(
+                _row(
+                    dataset, label, "refit", refit,
+                    [r["test"]["Recall@20"] for r in refit], [r["test"]["MRR@20"] for r in refit],
+                    seeds(refit),
+                )
+            )  # fmt: skip
+        if phase1:
+            protocol = (
+                "fixed-epochs-all-train"
+                if phase1[0]["settings"].get("valid_fraction", 0.1) == 0
+                else "validation-selected"
+            )
+            rows.append(
+                _row(
+                    dataset, label, protocol, phase1,
+                    [r["test"]["Recall@20"] for r in phase1], [r["test"]["MRR@20"] for r in phase1],
+                    seeds(phase1),
+                )
+            )  # fmt: skip
+        best = refit or phase1
+        if best and not (best is phase1 and protocol == "fixed-epochs-all-train"):
+            rows.append(
+                _row(
+                    dataset, label, "best-test-over-epochs", best,
+                    [r["best_test"]["Recall@20"][0] for r in best],
+                    [r["best_test"]["MRR@20"][0] for r in best],
+                    seeds(best),
+                )
+            )  # fmt: skip
+    return rows
+
+
+def _paper_figures(dataset, method):
+    paper = PAPER.get(dataset, {})
+    key = "SR-IEM" if method == GROUPS["sriem-paper"]["label"] else method
+    return paper.get(key)
+
+
+def table2(dataset, state):
+    lines = [
+        "| method | protocol | runs | R@20 | MRR@20 | paper R@20 | paper MRR@20 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = table2_rows(dataset, state)
+    shown = {row["method"] for row in rows}
+    for spec in GROUPS.values():
+        if spec["kind"] == "timing" or spec.get("optional") or spec["label"] in shown:
+            continue
+        p = _paper_figures(dataset, spec["label"])
+        paper = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
+        lines.append(f"| {spec['label']} | | not run | - | - | {paper[0]} | {paper[1]} |")
+    notes = {}
+    for group, note in (("spop", "L = {L}"), ("itemknn", "last item")):
+        for _, rec in _records(state, group):
+            notes[GROUPS[group]["label"]] = note.format(L=rec.get("L"))
+    first_of_method = set()
+    for row in rows:
+        p = _paper_figures(dataset, row["method"])
+        paper = ("", "")
+        if row["method"] not in first_of_method:
+            first_of_method.add(row["method"])
+            if p:
+                paper = (f"{p[0]:.2f}", f"{p[1]:.2f}")
+            elif row["method"] in (GROUPS["sr-stamp"]["label"], GROUPS["sr-sat"]["label"]):
+                paper = ("only in Fig. 3", "")
+        seeds = row["seeds"]
+        runs = f"{len(seeds)} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+        if not seeds:
+            runs = f"1 ({notes[row['method']]})" if row["method"] in notes else "1"
+        std = row["std"]
+        r = f"{row['recall@20']:.2f}" + (f" ± {std[0]:.2f}" if std else "")
+        m = f"{row['mrr@20']:.2f}" + (f" ± {std[1]:.2f}" if std else "")
         lines.append(
-            f"| {label} | {runs} | {sel_r} | {sel_m} | {best_r} | {best_m} | {p_r} | {p_m} |"
+            f"| {row['method']} | {PROTOCOL_TEXT[row['protocol']]} | {runs} | {r} | {m} | "
+            f"{paper[0]} | {paper[1]} |"
         )
+    for group in ("spop", "itemknn"):
+        for _, rec in _records(state, group):
+            for extra in rec.get("extras", {}).values():
+                lines.append(
+                    f"| {extra['label']} | all training sessions | 1 | "
+                    f"{pct(extra['test']['Recall@20'])} | {pct(extra['test']['MRR@20'])} | | |"
+                )
+    return "\n".join(lines)
+
+
+def commits_note(state):
+    """Which code versions the finished runs were made with (a table never mixes them silently)."""
+    by_commit = {}
+    for name, r in state["runs"].items():
+        if is_done(r):
+            by_commit.setdefault(r.get("commit") or "not recorded", []).append(name)
+    if len(by_commit) <= 1:
+        (commit,) = by_commit or {"-": []}
+        return f"Every run was made with commit `{commit}`."
+    parts = [f"`{c}`: {', '.join(sorted(names))}" for c, names in sorted(by_commit.items())]
+    return (
+        "The runs were made with more than one code version (the commit of each run; "
+        '"not recorded": made before commits were kept): ' + "; ".join(parts) + "."
+    )
+
+
+# ----------------------------------------------------------------------
+# Significance
+# ----------------------------------------------------------------------
+def significance_rows(state, state_dir):
+    """SR-IEM (paper, refit, seed 0) against every other row with kept per-example ranks."""
+    from minisriem.experiments.significance import compare
+    from minisriem.experiments.state import load_ranks
+
+    base_name = "sriem-paper-seed0-refit"
+    base = load_ranks(state_dir, base_name)
+    if base is None:
+        return []
+    out = []
+    for name, r in state["runs"].items():
+        if name == base_name or not is_done(r) or r.get("group") == "timing":
+            continue
+        seed = r.get("settings", {}).get("seed", 0)
+        if seed != 0:
+            continue
+        other = load_ranks(state_dir, name)
+        if other is None:
+            continue
+        protocol = r.get("protocol") or "validation-selected"
+        label = f"{r.get('label', name)} ({PROTOCOL_TEXT.get(protocol, protocol)})"
+        out.append({"run": name, "label": label, **compare(base, other)})
+    return out
+
+
+def significance_table(state, state_dir):
+    rows = significance_rows(state, state_dir)
+    if not rows:
+        return "_Needs the per-example ranks of SR-IEM (paper), refit, seed 0._"
+    lines = [
+        "| SR-IEM (paper, refit) against | ΔR@20 | t | p | 95% CI | ΔMRR@20 | t | p | 95% CI |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cells(x):
+        lo, hi = x["ci95"]
+        return (
+            f"{100 * x['diff']:+.2f} | {x['t']:.1f} | {x['p']:.1e} | "
+            f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+        )
+
+    for row in rows:
+        lines.append(f"| {row['label']} | {cells(row['recall'])} | {cells(row['mrr'])} |")
     return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------
 # Figures
 # ----------------------------------------------------------------------
+def _figure_records(state, group):
+    """The records a figure shows for a group: the refit runs, else the phase-1 runs."""
+    return [r for _, r in _records(state, group, refit=True)] or [
+        r for _, r in _records(state, group)
+    ]
+
+
 def _length_series(recs):
     """Mean R@20 and MRR@20 per length group over the given records."""
     groups = list(recs[0]["by_length"])
@@ -145,7 +320,7 @@ def fig2(dataset, state, path):
 
     series = []
     for group in ("sriem-paper", "sriem-official", "spop", "itemknn"):
-        recs = [r for _, r in _records(state, group)]
+        recs = _figure_records(state, group)
         if recs and "by_length" in recs[0]:
             series.append((GROUPS[group]["label"], _length_series(recs)))
     if not series:
@@ -185,7 +360,7 @@ def fig3(dataset, state, path):
 
     bars = []
     for group in ("sriem-paper", "sr-stamp", "sr-sat"):
-        recs = [r for _, r in _records(state, group)]
+        recs = _figure_records(state, group)
         if recs:
             rr = 100 * np.array([r["test"]["Recall@20"] for r in recs])
             mm = 100 * np.array([r["test"]["MRR@20"] for r in recs])
@@ -413,7 +588,7 @@ def runs_table(state):
     return text
 
 
-def dataset_section(dataset, state, fig_dir, fig_rel, bench):
+def dataset_section(dataset, state, fig_dir, fig_rel, bench, state_dir=None):
     title = DATASET_TITLES.get(dataset, dataset)
     if state is None:
         return (
@@ -431,20 +606,38 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench):
     )
     parts.append(
         "### Table 2: overall performance (percent)\n\n"
-        "R@20 and MRR@20 are the test figures of the epoch selected by validation Recall@20 "
-        "(honest model selection). The *best test over epochs* columns are the authors' "
-        "protocol: the best test R@20 and the best test MRR@20 over epochs, possibly from "
-        "different epochs, chosen by looking at the test set (optimistic). Several seeds: "
-        "mean ± sample standard deviation. Ranks use the strict tie rule (an item counts "
-        "ahead of the target only when it scores strictly higher).\n\n" + table2(dataset, state)
+        "Protocols, in the order shown: **refit** (the headline): phase 1 trains without the "
+        "most recent 10% of training sessions and picks the epoch count E* with the best "
+        "validation Recall@20 (ties by MRR@20, early stopping); phase 2 trains a fresh model "
+        "with the same seed on every training session for exactly E* epochs with the same "
+        "learning-rate schedule, and its last epoch is the result. No choice looks at the "
+        "test set. Here the two phases are two runs (`NAME` and `NAME-refit`), so a phase 1 "
+        "can be reused; extra seeds of SR-IEM (paper) take seed 0's E* unless their own "
+        "phase 1 was run (the runs table says which). **validation-selected**: phase 1's "
+        "selected epoch, trained without the validation sessions. **best test over epochs "
+        "(authors')**: the best test R@20 and the best test MRR@20 over the refit's epochs, "
+        "possibly from different epochs, chosen by looking at the test set (optimistic), as "
+        "the authors' code reports. The baselines have nothing to select and use every "
+        "training session. Several seeds: mean ± sample standard deviation. Ranks use the "
+        "strict tie rule (an item counts ahead of the target only when it scores strictly "
+        "higher).\n\n" + table2(dataset, state) + "\n\n" + commits_note(state)
+    )
+    parts.append(
+        "### Significance (paired, on the same test examples)\n\n"
+        "SR-IEM (paper), refit, seed 0, against every other seed-0 run whose per-example "
+        "ranks are kept (`ranks/NAME.npz` beside `state.json`): Δ is SR-IEM minus the other, in "
+        "points; t is the paired t statistic on per-example hits at 20 (R@20) and reciprocal "
+        "ranks at 20 (MRR@20), p its two-sided p-value (normal approximation), and the 95% "
+        "interval is a paired bootstrap of Δ (2,000 resamples). The paper's rows have no "
+        "per-example data and get no test.\n\n" + significance_table(state, state_dir)
     )
     f2 = os.path.join(fig_dir, f"{dataset}-fig2.png")
     parts.append(
         "### Fig. 2: performance by session length\n\n"
         f"![Fig. 2]({fig_rel}/{dataset}-fig2.png)\n\n"
         "Test examples grouped by the number of items before the target (10 and more in one "
-        "group: the model reads the 10 most recent). Models: mean over seeds.\n\n"
-        + fig2(dataset, state, f2)
+        "group: the model reads the 10 most recent). Models: the refit runs (phase-1 runs "
+        "where no refit run is done yet), mean over seeds.\n\n" + fig2(dataset, state, f2)
     )
     f3 = os.path.join(fig_dir, f"{dataset}-fig3.png")
     parts.append(
@@ -452,8 +645,8 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench):
         f"![Fig. 3]({fig_rel}/{dataset}-fig3.png)\n\n"
         "SR-IEM's framework with its importance module swapped (SR-STAMP: STAMP's attention, "
         "raw weights; SR-SAT: self-attention then average pooling), test figures of the "
-        "validation-selected epoch; error bars: std over seeds (SR-IEM only).\n\n"
-        + fig3(dataset, state, f3)
+        "refit runs (of the validation-selected epoch where no refit run is done yet); "
+        "error bars: std over seeds (SR-IEM only).\n\n" + fig3(dataset, state, f3)
     )
     parts.append("### Table 3: time\n\n" + table3(dataset, state, bench))
     curves = curves_table(state)
@@ -498,9 +691,8 @@ def write_page(path, out_root, bench_json=None):
     datasets = list(PAGE_DATASETS) + [d for d in states if d not in PAGE_DATASETS]
     commands = "\n".join(
         [
-            "python -m minisriem.experiments.reproduce --dataset diginetica "
-            "--data-dir /work/shared/data",
-            "python -m minisriem.experiments.reproduce --dataset yoochoose1_64",
+            "python -m minisriem.experiments.reproduce --dataset diginetica --data-dir DATA_DIR",
+            "python -m minisriem.experiments.reproduce --dataset yoochoose1_64 --data-dir DATA_DIR",
             "python -m minisriem.experiments.reproduce --report-only   # rewrite this page",
         ]
     )
@@ -515,7 +707,12 @@ def write_page(path, out_root, bench_json=None):
         "Options to limit the work: `--runs spop,itemknn,sriem-paper,...`, "
         "`--only baselines|models`, `--epochs N`, `--seeds 0,1,2`.\n"
     )
-    body = [dataset_section(d, states.get(d), fig_dir, fig_rel, bench) for d in datasets]
+    body = [
+        dataset_section(d, states.get(d), fig_dir, fig_rel, bench, os.path.join(out_root, d))
+        for d in datasets
+    ]
+    summary = [row for d in datasets if states.get(d) for row in table2_rows(d, states[d])]
+    write_text(os.path.join(out_root, SUMMARY_FILE), json.dumps(summary, indent=1) + "\n")
     tail = f"## Discussion of gaps\n\n{DISCUSSION_START}\n{_discussion(path)}{DISCUSSION_END}\n"
     os.makedirs(folder, exist_ok=True)
     write_text(path, head + "\n" + "\n".join(body) + "\n" + tail)

@@ -1,0 +1,146 @@
+"""The reproduction's run plan: which runs make the page, with which settings.
+
+The work comes in groups (``--runs`` picks some, ``--only baselines`` or
+``--only models`` a whole kind); :func:`plan_runs` turns groups and seeds
+into runs, each an ordinary trainer run or an in-process baseline.
+"""
+
+import shlex
+
+GROUPS = {
+    "spop": {"kind": "baseline", "label": "S-POP"},
+    "itemknn": {"kind": "baseline", "label": "Item-KNN"},
+    "sriem-paper": {"kind": "model", "label": "SR-IEM (paper)", "variant": "paper"},
+    "sriem-official": {
+        "kind": "model",
+        "label": "SR-IEM (official code)",
+        "variant": "official",
+    },
+    "sr-stamp": {"kind": "model", "label": "SR-STAMP", "variant": "paper", "importance": "stamp"},
+    "sr-sat": {"kind": "model", "label": "SR-SAT", "variant": "paper", "importance": "sat"},
+    "timing": {"kind": "timing", "label": "Table 3 timing"},
+    # Probes: only when named in --runs, never in the default plan.
+    "sriem-all-train": {
+        "kind": "model",
+        "label": "SR-IEM (paper), all training sessions, last epoch",
+        "variant": "paper",
+        "valid_fraction": 0.0,
+        "optional": True,
+    },
+}
+TIMED_GROUPS = ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat")
+"""The models Table 3 times, with the settings of their runs."""
+ONLY = {
+    "baselines": [g for g, v in GROUPS.items() if v["kind"] == "baseline"],
+    "models": [g for g, v in GROUPS.items() if v["kind"] == "model" and not v.get("optional")],
+}
+
+
+def plan_runs(groups, seeds, epochs, overrides, recorded=None):
+    """The runs of the chosen groups, in the order they are done.
+
+    Parameters
+    ----------
+    groups : list of str, keys of :data:`GROUPS`
+    seeds : list of int; "sriem-paper" runs once per seed, other models once
+        with the first seed
+    epochs : int, the most epochs of every model run
+    overrides : dict, further trainer settings (``d``, ``l``, ``batch_size``,
+        ``patience``), recorded with each run
+    recorded : set of str, optional; names of finished runs in the state
+
+    Returns
+    -------
+    list of dict, each with ``name``, ``group``, ``kind`` ("baseline", "model",
+    "refit" or "timing"), ``label`` and, for models and timing, ``settings``
+    (the trainer's keyword settings; timing: the seed and ``overrides``).
+
+    A model group's seed gets two runs (the refit protocol, as
+    ``python -m minisriem.train`` does in one run, here in two so that phase 1
+    can be reused): ``GROUP-seedN`` trains without the validation sessions and
+    selects the epoch E* on them (phase 1), ``GROUP-seedN-refit`` trains a
+    fresh model with the same seed on every training session for E* epochs
+    (phase 2; ``"of"`` names the phase-1 run whose E* it takes, its epochs are
+    filled in when that run is done). Seeds after the first take the first
+    seed's E* (``"of"`` is the first seed's phase-1 run) unless their own
+    phase-1 run is already recorded; probes without a validation split get no
+    refit run.
+    """
+    runs = []
+    for group in groups:
+        spec = GROUPS[group]
+        if spec["kind"] == "baseline":
+            runs.append({"name": group, "group": group, "kind": "baseline", "label": spec["label"]})
+            continue
+        if spec["kind"] == "timing":
+            settings = {"seed": int(seeds[0]), **overrides}
+            runs.append(
+                {
+                    "name": group,
+                    "group": group,
+                    "kind": "timing",
+                    "label": spec["label"],
+                    "settings": settings,
+                }
+            )
+            continue
+        for seed in seeds if group == "sriem-paper" else seeds[:1]:
+            settings = {
+                "variant": spec["variant"],
+                "importance": spec.get("importance", "iem"),
+                "seed": int(seed),
+                "epochs": int(epochs),
+                **overrides,
+            }
+            if "valid_fraction" in spec:
+                settings["valid_fraction"] = spec["valid_fraction"]
+            name = f"{group}-seed{seed}"
+            first = f"{group}-seed{seeds[0]}"
+            own = seed == seeds[0] or name in (recorded or ())
+            if own:
+                runs.append(
+                    {
+                        "name": name,
+                        "group": group,
+                        "kind": "model",
+                        "label": spec["label"],
+                        "settings": settings,
+                    }
+                )
+            if settings.get("valid_fraction", 0.1) > 0:
+                refit = {k: v for k, v in settings.items() if k != "epochs"}
+                runs.append(
+                    {
+                        "name": f"{name}-refit",
+                        "group": group,
+                        "kind": "refit",
+                        "label": spec["label"],
+                        "of": name if own else first,
+                        "settings": {**refit, "valid_fraction": 0.0},
+                    }
+                )
+    return runs
+
+
+def train_command(dataset, data_dir, settings, run_dir):
+    """The ``python -m minisriem.train`` command that makes the same run."""
+    parts = ["python", "-m", "minisriem.train", "--dataset", dataset]
+    if data_dir:
+        parts += ["--data-dir", data_dir]
+    for key, value in settings.items():
+        flag = key.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            parts += [f"--{flag}", str(value)]
+    parts += ["--out", run_dir]
+    return shlex.join(parts)
+
+
+def protocol_of(run):
+    """The protocol label of a run's figure (the keys of ``summary.json``)."""
+    if run["kind"] == "refit":
+        return "refit"
+    if run["settings"].get("valid_fraction", 0.1) == 0:
+        return "fixed-epochs-all-train"
+    return "validation-selected"
