@@ -12,14 +12,18 @@ A prepared dataset is two files in one folder:
     ``sessions_offsets`` (S + 1,) int64, ``sessions_items`` (clicks,) int32:
                         the training sessions before augmentation (SR-GNN's
                         ``all_train_seq.txt``); ``train_session`` indexes them.
+    ``item_tokens``     (n + 1,) str, only when the source named items by
+                        text (RecBole or session-rec tokens that are not all
+                        integers): the token of internal item ``i``.
 
 ``dataset.json``
     ``name``, ``stats`` (clicks, train_examples, test_examples, items,
     avg_length, n_items, train_sessions, test_sessions) and ``provenance``
     (protocol, source files with size and mtime, tool version).
 
-Raw ids are int64 because every supported source has integer ids; for
-SR-GNN pickles, which carry no raw ids, the raw id of item ``i`` is ``i``.
+Raw ids are int64. For SR-GNN pickles, which carry no raw ids, and for
+files that name items by text tokens (kept in ``item_tokens``), the raw id
+of item ``i`` is ``i``.
 """
 
 import json
@@ -54,6 +58,8 @@ class Dataset:
         Table 1's figures; computed from the arrays when not given.
     provenance : dict, optional
         Where the data came from and how it was processed.
+    item_tokens : ndarray of shape (n_items + 1,), str, optional
+        The text name of each item, when the source had text tokens.
     """
 
     def __init__(
@@ -66,6 +72,7 @@ class Dataset:
         sessions_items,
         stats=None,
         provenance=None,
+        item_tokens=None,
     ):
         self.name = name
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
@@ -75,11 +82,23 @@ class Dataset:
         self.sessions_items = np.asarray(sessions_items, dtype=np.int32)
         self.stats = compute_stats(self) if stats is None else dict(stats)
         self.provenance = dict(provenance or {})
+        self.item_tokens = None if item_tokens is None else np.asarray(item_tokens, dtype=str)
+        if self.item_tokens is not None and self.item_tokens.shape != self.item_ids.shape:
+            raise ValueError("item_tokens must have one entry per item id (n + 1)")
 
     @property
     def n_items(self):
         """int: the number of items ``n``; item ids run 1..n."""
         return len(self.item_ids) - 1
+
+    def item_labels(self):
+        """list of str: how each item id (0..n) is written in exchange files.
+
+        The item's token when the source had text tokens, else its raw id.
+        """
+        if self.item_tokens is not None:
+            return self.item_tokens.tolist()
+        return [str(x) for x in self.item_ids.tolist()]
 
     def __repr__(self):
         s = self.stats
@@ -102,6 +121,8 @@ class Dataset:
             "sessions_offsets": self.sessions_offsets,
             "sessions_items": self.sessions_items,
         }
+        if self.item_tokens is not None:
+            arrays["item_tokens"] = self.item_tokens
         for part, split in (("train", self.train), ("test", self.test)):
             for field in ("offsets", "items", "targets", "session", "noise"):
                 value = getattr(split, field)
@@ -191,6 +212,7 @@ def load_prepared(path):
         a["sessions_items"],
         stats=info["stats"],
         provenance=info["provenance"],
+        item_tokens=a.get("item_tokens"),
     )
 
 

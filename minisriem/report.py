@@ -123,7 +123,7 @@ def plot_curve(path, history, title=""):
 
 
 METRIC_LABELS = {
-    "hit": "hit rate (= recall, one target)",
+    "hit": "hit rate (= recall)",
     "recall": "recall",
     "mrr": "MRR",
     "ndcg": "NDCG",

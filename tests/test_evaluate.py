@@ -84,7 +84,14 @@ def test_cli_prints_the_tables_and_writes_json(trained):
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
-    for word in ("hit rate", "tail share", "hit@5", "ndcg@20", "popularity baseline", "length 10+"):
+    for word in (
+        "hit rate (= recall)",
+        "tail share",
+        "hit@5",
+        "ndcg@20",
+        "popularity baseline",
+        "length 10+",
+    ):
         assert word in proc.stdout
     data = json.loads(out.read_text())  # strict JSON: no NaN
     assert {"metrics", "by_length", "popularity", "examples", "tie_rule", "length_rule"} <= set(
