@@ -151,7 +151,7 @@ def evaluation_table(rows, ks=(5, 10, 20)):
     """
     cell = 9
     group = len(ks) * (cell + 2)
-    head1 = f"{'':<28}" + "".join(f"  {label[: group - 2]:<{group - 2}}" for label, _ in rows)
+    head1 = f"{'':<28}" + "".join(f"  {label[: group - 2]:>{group - 2}}" for label, _ in rows)
     head2 = f"{'':<28}" + "".join(f"  {'@' + str(k):>{cell}}" for _ in rows for k in ks)
     lines = [head1.rstrip(), head2]
     for name, label in METRIC_LABELS.items():

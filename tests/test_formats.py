@@ -146,6 +146,27 @@ def test_any_folder_of_srgnn_pickles_is_a_dataset_by_its_name(tmp_path):
     assert 0 < report["metrics"]["coverage@20"] <= 1
 
 
+def test_the_commands_take_any_folder_name(tmp_path):
+    folder = tmp_path / "nowplaying"
+    folder.mkdir()
+    sessions = [[1 + (i + j) % 9 for j in range(2 + i % 4)] for i in range(60)]
+    pairs = [(s[:j], s[j]) for s in sessions for j in range(len(s) - 1, 0, -1)]
+    for name, part in (("train.txt", pairs[:150]), ("test.txt", pairs[150:])):
+        with open(folder / name, "wb") as f:
+            pickle.dump(([p for p, _ in part], [t for _, t in part]), f)
+    common = ["--data-dir", str(tmp_path), "--threads", "1"]
+    for command in (
+        ["minisriem.train", "--dataset", "nowplaying", "--epochs", "1", "--d", "8", "--l", "4"]
+        + ["--no-progress", "--out", str(tmp_path / "run")],
+        ["minisriem.evaluate", "--model", str(tmp_path / "run")],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", *command, *common], capture_output=True, text=True, cwd=ROOT
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert "nowplaying test set" in proc.stdout and "tail share" in proc.stdout
+
+
 def test_an_unknown_name_without_a_folder_is_one_clear_error(tmp_path):
     with pytest.raises(DataError, match="unknown dataset 'tmall'.*SR-GNN pickles"):
         load_dataset("tmall", data_dir=str(tmp_path))
