@@ -141,6 +141,7 @@ def ordered_sessions(clicks):
     -------
     offsets : ndarray of shape (S + 1,), int64
     items : ndarray of shape (nnz,), int64, item codes
+    times : ndarray of shape (nnz,), float64, the clicks' times
     dropped : int, the number of one-click sessions left out
     """
     rows = np.lexsort((clicks.time, clicks.session))  # by session, then time; stable
@@ -154,8 +155,8 @@ def ordered_sessions(clicks):
     offsets = np.zeros(len(order) + 1, dtype=np.int64)
     np.cumsum(lengths[order], out=offsets[1:])
     shift = np.repeat(starts[order] - offsets[:-1], lengths[order])
-    items = clicks.item[rows][np.arange(int(offsets[-1]), dtype=np.int64) + shift]
-    return offsets, items, int(len(starts) - len(order))
+    where = rows[np.arange(int(offsets[-1]), dtype=np.int64) + shift]
+    return offsets, clicks.item[where], clicks.time[where], int(len(starts) - len(order))
 
 
 def number_items(order, tokens, keep_ids, path):

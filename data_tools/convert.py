@@ -21,7 +21,9 @@ Usage::
 
 ``--to``: ``npz`` (our format: train with ``--dataset FOLDER``), ``srgnn``,
 ``recbole`` (pre-split: ``NAME.train.inter``, ``NAME.test.inter``) or
-``session-rec`` (``NAME_train_full.txt``, ``NAME_test.txt``, synthetic times).
+``session-rec`` (``NAME_train_full.txt``, ``NAME_test.txt``; the clicks' times when
+they are known, i.e. read from session-rec files, a RecBole ``.inter`` or a raw log
+with timestamps, else synthetic ones).
 
 Items read from RecBole or session-rec files are numbered 1..n by first
 appearance, training data first (for files written from SR-GNN pickles,
@@ -160,11 +162,12 @@ def read_input(
         return import_srgnn(path, name or os.path.basename(os.path.abspath(path)))
     if fmt == "recbole":
         if path.endswith(RAW_SUFFIX) and not path.endswith((TRAIN_SUFFIX, TEST_SUFFIX)):
-            return prepare_recbole_inter(path, 7 if test_days is None else test_days, name)
+            return prepare_recbole_inter(path, 7 if test_days is None else test_days, name, True)
         if os.path.isdir(path) and not glob.glob(os.path.join(path, "*" + TRAIN_SUFFIX)):
             raws = sorted(glob.glob(os.path.join(path, "*" + RAW_SUFFIX)))
             if len(raws) == 1:
-                return prepare_recbole_inter(raws[0], 7 if test_days is None else test_days, name)
+                days = 7 if test_days is None else test_days
+                return prepare_recbole_inter(raws[0], days, name, keep_times=True)
         train, test, stem = _find_pair(path, TRAIN_SUFFIX, TEST_SUFFIX, "RecBole's pre-split form")
         return read_recbole_split(train, test, name or stem, keep_ids)
     if fmt == "session-rec":
@@ -180,9 +183,10 @@ def read_input(
         if raw_format == "diginetica":
             ds = prepare_diginetica(path)
         elif raw_format.startswith("yoochoose"):
-            ds = prepare_yoochoose(path, names=(raw_format,))[raw_format]
+            ds = prepare_yoochoose(path, names=(raw_format,), keep_times=True)[raw_format]
         else:
-            ds = prepare_custom(path, 7 if test_days is None else test_days, **(columns or {}))
+            days = 7 if test_days is None else test_days
+            ds = prepare_custom(path, days, keep_times=True, **(columns or {}))
         if name:
             ds.name = name
         return ds
@@ -266,7 +270,7 @@ def main(argv=None):
         print(f"read {args.source} {args.input}\n  {describe(ds)}")
         paths = write_output(ds, args.to, args.out, args.name)
         print(f"wrote {args.to}: " + ", ".join(paths))
-        if args.to == "session-rec":
+        if args.to == "session-rec" and (ds.sessions_time is None or ds.test_sessions_time is None):
             print(
                 f"  note: times are synthetic (one second per click from {START_TIME}); "
                 "session and click order are kept"

@@ -97,7 +97,7 @@ def read_recbole_inter(path, block_bytes=1 << 24):
     return clicks, None if integer else text
 
 
-def prepare_recbole_inter(path, test_days=7, name=None):
+def prepare_recbole_inter(path, test_days=7, name=None, keep_times=False):
     """Run the SR-GNN protocol on a RecBole ``.inter`` session log.
 
     Parameters
@@ -107,6 +107,8 @@ def prepare_recbole_inter(path, test_days=7, name=None):
         The last ``test_days`` days are the test period.
     name : str, optional
         Default: the file name without ``.inter``.
+    keep_times : bool
+        Keep each click's timestamp (to the second) in the dataset.
 
     Returns
     -------
@@ -119,7 +121,8 @@ def prepare_recbole_inter(path, test_days=7, name=None):
         "input_format": "recbole-inter",
         "test_days": test_days,
     }
-    ds = to_dataset(name, run_protocol(clicks, test_days=test_days, path=path), source)
+    prepared = run_protocol(clicks, test_days=test_days, path=path, keep_times=keep_times)
+    ds = to_dataset(name, prepared, source)
     if tokens is not None:  # item_ids hold item codes: keep the tokens, number the ids 1..n
         ds.item_tokens = np.array([""] + [tokens[c] for c in ds.item_ids[1:].tolist()])
         ds.item_ids = np.arange(ds.n_items + 1, dtype=np.int64)

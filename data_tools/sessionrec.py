@@ -24,10 +24,13 @@ a prepared split.
 
 Writing: the sessions our examples were cut from (for a training session
 only partly used, such as YOOCHOOSE 1/64's first, the part the examples
-use), in our order. Our format keeps no click times, so the times written
-are synthetic: one second per click, increasing through the training
-sessions and then the test sessions, from :data:`START_TIME`; session
-order and click order are what they preserve.
+use), in our order, with the clicks' times when the dataset kept them (read
+from session-rec files, or converted from a log with timestamps: a RecBole
+``.inter``, YOOCHOOSE, a custom log). Otherwise (SR-GNN pickles,
+DIGINETICA, whose log dates clicks only by day) the times are synthetic:
+one second per click, increasing through the training sessions and then
+the test sessions, from :data:`START_TIME`; session order and click order
+are what they preserve.
 """
 
 import os
@@ -38,7 +41,7 @@ from .clicklog import find_columns, number_items, ordered_sessions, read_header,
 from .dataset import Dataset
 from .errors import DataError
 from .fileio import atomic_outputs, fingerprint
-from .split import augment, sessions_from_examples
+from .split import _ranges, augment, sessions_from_examples
 
 COLUMNS = {"session": "SessionId", "item": "ItemId", "time": "Time"}
 HEADER = "SessionId\tItemId\tTime"
@@ -78,8 +81,8 @@ def read_sessionrec(train_path, test_path, name=None, keep_ids=False):
         base = os.path.basename(train_path)
         name = base[: -len(TRAIN_SUFFIX)] if base.endswith(TRAIN_SUFFIX) else base
     item_codes = {}
-    train_offsets, train_codes, train_dropped = _read_clicks(train_path, item_codes)
-    test_offsets, test_codes, test_dropped = _read_clicks(test_path, item_codes)
+    train_offsets, train_codes, train_time, train_dropped = _read_clicks(train_path, item_codes)
+    test_offsets, test_codes, test_time, test_dropped = _read_clicks(test_path, item_codes)
     for path, offsets in ((train_path, train_offsets), (test_path, test_offsets)):
         if len(offsets) == 1:
             raise DataError(f"{path}: no session has two clicks or more, so there is no example")
@@ -88,7 +91,17 @@ def read_sessionrec(train_path, test_path, name=None, keep_ids=False):
     train_items = new_id[train_codes]
     train = augment(train_offsets, train_items)
     test = augment(test_offsets, new_id[test_codes])
-    ds = Dataset(name, item_ids, train, test, train_offsets, train_items, item_tokens=item_tokens)
+    ds = Dataset(
+        name,
+        item_ids,
+        train,
+        test,
+        train_offsets,
+        train_items,
+        item_tokens=item_tokens,
+        sessions_time=train_time,
+        test_sessions_time=test_time,
+    )
     ds.provenance = {
         "protocol": "session-rec split imported as it is (every prefix of a session an example)",
         "input_format": "session-rec",
@@ -156,14 +169,18 @@ def export_sessionrec(ds, folder, prefix=None, block=1 << 18):
         click_sessions(ds.train, ds.name, "training"),
         click_sessions(ds.test, ds.name, "test"),
     ]
+    known = known_times(ds, parts)
     os.makedirs(folder, exist_ok=True)
     paths = list(sessionrec_paths(os.path.join(folder, prefix)))
     first_session, time = 1, START_TIME
     with atomic_outputs(paths) as temps:
-        for temp, (offsets, items) in zip(temps, parts, strict=True):
+        for k, (temp, (offsets, items)) in enumerate(zip(temps, parts, strict=True)):
             lengths = np.diff(offsets)
             session = np.repeat(np.arange(first_session, first_session + len(lengths)), lengths)
-            times = np.arange(time, time + len(items), dtype=np.int64)
+            if known is None:
+                times = list(range(time, time + len(items)))
+            else:
+                times = [_time_text(t) for t in known[k].tolist()]
             first_session, time = first_session + len(lengths), time + len(items)
             with open(temp, "w", encoding="utf-8", newline="\n") as f:
                 f.write(HEADER + "\n")
@@ -171,8 +188,39 @@ def export_sessionrec(ds, folder, prefix=None, block=1 << 18):
                     rows = zip(
                         session[a : a + block].tolist(),
                         items[a : a + block].tolist(),
-                        times[a : a + block].tolist(),
+                        times[a : a + block],
                         strict=True,
                     )
                     f.write("".join(f"{s}\t{labels[i]}\t{t}\n" for s, i, t in rows))
     return paths
+
+
+def known_times(ds, parts):
+    """The click times of the sessions to write, or None when the dataset has none.
+
+    Parameters
+    ----------
+    ds : Dataset
+    parts : list of (offsets, items)
+        The training and test sessions from :func:`click_sessions`.
+
+    Returns
+    -------
+    list of two float64 arrays, aligned with the parts' items, or None
+    """
+    if ds.sessions_time is None or ds.test_sessions_time is None:
+        return None
+    (offsets, items), _ = parts
+    first = np.flatnonzero(np.diff(ds.train.session, prepend=-1) != 0)  # S
+    which = ds.train.session[first]  # the sessions_* index of each session written
+    if len(which) and not 0 <= which.min() <= which.max() < len(ds.sessions_offsets) - 1:
+        return None
+    gather = _ranges(ds.sessions_offsets[which], np.diff(offsets))
+    if not np.array_equal(ds.sessions_items[gather], items):
+        return None  # the sessions do not line up with the examples: do not guess
+    return [ds.sessions_time[gather], ds.test_sessions_time]
+
+
+def _time_text(t):
+    """A time as session-rec writes it: whole seconds without a decimal point."""
+    return str(int(t)) if t == int(t) else repr(t)

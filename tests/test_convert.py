@@ -189,3 +189,37 @@ def test_the_command_round_trips_pickles_through_recbole_and_session_rec(tmp_pat
         assert read_pickle(str(tmp_path / "back" / name)) == read_pickle(
             str(tmp_path / "pickles" / name)
         )
+
+
+def test_click_times_are_kept_where_the_source_has_them(tmp_path):
+    header = "SessionId\tItemId\tTime"
+    (tmp_path / "in_train_full.txt").write_text(
+        f"{header}\n8\t20\t50\n8\t30\t60.5\n7\t10\t90\n7\t20\t95\n7\t30\t100\n"
+    )
+    (tmp_path / "in_test.txt").write_text(f"{header}\n20\t10\t300\n20\t30\t302\n")
+    ds = read_input("session-rec", str(tmp_path / "in"))
+    assert ds.sessions_time.tolist() == [50, 60.5, 90, 95, 100]
+    assert ds.test_sessions_time.tolist() == [300, 302]
+    write_output(ds, "npz", str(tmp_path / "npz"))
+    back = read_input("npz", str(tmp_path / "npz"))
+    write_output(back, "session-rec", str(tmp_path / "out"), name="in")
+    # the same clicks and times; sessions renumbered 1, 2 (training), 3 (test) in time order
+    assert (tmp_path / "out" / "in_train_full.txt").read_text() == (
+        f"{header}\n1\t20\t50\n1\t30\t60.5\n2\t10\t90\n2\t20\t95\n2\t30\t100\n"
+    )
+    assert (tmp_path / "out" / "in_test.txt").read_text() == f"{header}\n3\t10\t300\n3\t30\t302\n"
+
+
+def test_a_recbole_log_keeps_its_times_through_to_session_rec(tmp_path):
+    day = 86400
+    rows = ["session_id:token\titem_id:token\ttimestamp:float"]
+    for k in range(1, 6):
+        rows += [f"s{k}\tx\t{k * day}", f"s{k}\ty\t{k * day + 7}", f"s{k}\tz\t{k * day + 9}"]
+    rows += [f"t\ty\t{20 * day}", f"t\tx\t{20 * day + 3}"]
+    (tmp_path / "log.inter").write_text("\n".join(rows) + "\n")
+    ds = read_input("recbole", str(tmp_path / "log.inter"))
+    write_output(ds, "session-rec", str(tmp_path / "sr"))
+    lines = (tmp_path / "sr" / "log_train_full.txt").read_text().splitlines()
+    assert lines[1:4] == [f"1\tx\t{day}", f"1\ty\t{day + 7}", f"1\tz\t{day + 9}"]
+    test_lines = (tmp_path / "sr" / "log_test.txt").read_text().splitlines()
+    assert test_lines[1:] == [f"6\ty\t{20 * day}", f"6\tx\t{20 * day + 3}"]
