@@ -55,9 +55,9 @@ from .recbole import (
     prepare_recbole_inter,
     read_recbole_split,
 )
-from .sessionrec import START_TIME, export_sessionrec, read_sessionrec
 from .sessionrec import TEST_SUFFIX as SR_TEST
 from .sessionrec import TRAIN_SUFFIX as SR_TRAIN
+from .sessionrec import export_sessionrec, read_sessionrec
 from .srgnn import export_srgnn, import_srgnn
 
 FROM = ("srgnn", "recbole", "session-rec", "raw", "npz")
@@ -193,8 +193,11 @@ def read_input(
     raise ValueError(f"unknown input format {fmt!r}; use one of {', '.join(FROM)}")
 
 
-def write_output(ds, fmt, folder, name=None):
-    """Write a dataset in one of :data:`TO`; returns the paths written."""
+def write_output(ds, fmt, folder, name=None, report=None):
+    """Write a dataset in one of :data:`TO`; returns the paths written.
+
+    ``report``, when given, receives notes (for session-rec: which times were written).
+    """
     name = name or ds.name
     if fmt == "npz":
         ds.save(folder)
@@ -205,7 +208,7 @@ def write_output(ds, fmt, folder, name=None):
     if fmt == "recbole":
         return export_recbole(ds, folder, name)
     if fmt == "session-rec":
-        return export_sessionrec(ds, folder, name)
+        return export_sessionrec(ds, folder, name, report=report)
     raise ValueError(f"unknown output format {fmt!r}; use one of {', '.join(TO)}")
 
 
@@ -268,13 +271,11 @@ def main(argv=None):
             columns,
         )
         print(f"read {args.source} {args.input}\n  {describe(ds)}")
-        paths = write_output(ds, args.to, args.out, args.name)
+        notes = []
+        paths = write_output(ds, args.to, args.out, args.name, report=notes.append)
         print(f"wrote {args.to}: " + ", ".join(paths))
-        if args.to == "session-rec" and (ds.sessions_time is None or ds.test_sessions_time is None):
-            print(
-                f"  note: times are synthetic (one second per click from {START_TIME}); "
-                "session and click order are kept"
-            )
+        for note in notes:
+            print(f"  {note}")
     except (DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

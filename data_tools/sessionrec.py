@@ -142,7 +142,7 @@ def click_sessions(split, name, what):
     return offsets, items
 
 
-def export_sessionrec(ds, folder, prefix=None, block=1 << 18):
+def export_sessionrec(ds, folder, prefix=None, block=1 << 18, report=None):
     """Write a dataset as session-rec's ``PREFIX_train_full.txt`` and ``PREFIX_test.txt``.
 
     Parameters
@@ -154,6 +154,8 @@ def export_sessionrec(ds, folder, prefix=None, block=1 << 18):
         Default: the dataset's name.
     block : int
         Rows formatted at once.
+    report : callable, optional
+        Receives one line saying which times were written.
 
     Returns
     -------
@@ -169,7 +171,14 @@ def export_sessionrec(ds, folder, prefix=None, block=1 << 18):
         click_sessions(ds.train, ds.name, "training"),
         click_sessions(ds.test, ds.name, "test"),
     ]
-    known = known_times(ds, parts)
+    known, why = known_times(ds, parts)
+    if report is not None:
+        report(
+            "times: the clicks' own"
+            if known is not None
+            else f"times: synthetic, one second per click from {START_TIME} ({why}); "
+            "session and click order are kept"
+        )
     os.makedirs(folder, exist_ok=True)
     paths = list(sessionrec_paths(os.path.join(folder, prefix)))
     first_session, time = 1, START_TIME
@@ -206,19 +215,40 @@ def known_times(ds, parts):
 
     Returns
     -------
-    list of two float64 arrays, aligned with the parts' items, or None
+    times : list of two float64 arrays, aligned with the parts' items, or None
+    why : str
+        Why there are none.
     """
     if ds.sessions_time is None or ds.test_sessions_time is None:
-        return None
-    (offsets, items), _ = parts
+        return None, "the source has no click times"
+    (offsets, items), (test_offsets, _) = parts
     first = np.flatnonzero(np.diff(ds.train.session, prepend=-1) != 0)  # S
     which = ds.train.session[first]  # the sessions_* index of each session written
     if len(which) and not 0 <= which.min() <= which.max() < len(ds.sessions_offsets) - 1:
-        return None
+        return None, "the training sessions do not line up with the examples"
     gather = _ranges(ds.sessions_offsets[which], np.diff(offsets))
     if not np.array_equal(ds.sessions_items[gather], items):
-        return None  # the sessions do not line up with the examples: do not guess
-    return [ds.sessions_time[gather], ds.test_sessions_time]
+        return None, "the training sessions do not line up with the examples"
+    times = [ds.sessions_time[gather], ds.test_sessions_time]
+    for t, o in zip(times, (offsets, test_offsets), strict=True):
+        if not _in_reading_order(t, o):
+            # e.g. YOOCHOOSE, whose clicks keep file order: read back sorted by
+            # time, the sessions would change, so the examples would
+            return None, "the clicks' own times would reorder the clicks when read back"
+    return times, ""
+
+
+def _in_reading_order(times, offsets):
+    """Whether :func:`read_sessionrec` would read these sessions back in this order.
+
+    Clicks must not go back in time within a session, and each session's last
+    click must not be earlier than the previous session's.
+    """
+    step = np.diff(times)
+    inside = np.ones(len(step), dtype=bool)
+    inside[offsets[1:-1] - 1] = False  # the step from one session into the next
+    last = times[offsets[1:] - 1]
+    return bool(np.all(step[inside] >= 0) and np.all(np.diff(last) >= 0))
 
 
 def _time_text(t):

@@ -178,7 +178,7 @@ def test_the_command_round_trips_pickles_through_recbole_and_session_rec(tmp_pat
         "--from", "recbole", "--input", str(tmp_path / "rb" / "made.train.inter"),
         "--to", "session-rec", "--out", str(tmp_path / "sr"),
     )  # fmt: skip
-    assert "times are synthetic" in second
+    assert "times: synthetic" in second and "the source has no click times" in second
     third = convert(
         "--from", "session-rec", "--input", str(tmp_path / "sr"), "--to", "srgnn",
         "--out", str(tmp_path / "back"),
@@ -223,3 +223,24 @@ def test_a_recbole_log_keeps_its_times_through_to_session_rec(tmp_path):
     assert lines[1:4] == [f"1\tx\t{day}", f"1\ty\t{day + 7}", f"1\tz\t{day + 9}"]
     test_lines = (tmp_path / "sr" / "log_test.txt").read_text().splitlines()
     assert test_lines[1:] == [f"6\ty\t{20 * day}", f"6\tx\t{20 * day + 3}"]
+
+
+def test_times_that_would_reorder_the_clicks_are_not_written(tmp_path):
+    ds = made_dataset(seed=7)
+    clicks = len(ds.sessions_items)
+    test_clicks = int((ds.test.lengths[np.diff(ds.test.session, prepend=-1) != 0] + 1).sum())
+    ds.sessions_time = np.arange(clicks, dtype=np.float64)[::-1].copy()  # backwards in time
+    ds.test_sessions_time = np.arange(test_clicks, dtype=np.float64)
+    notes = []
+    write_output(ds, "session-rec", str(tmp_path), report=notes.append)
+    assert notes == [
+        "times: synthetic, one second per click from 1000000000 (the clicks' own times "
+        "would reorder the clicks when read back); session and click order are kept"
+    ]
+    same_examples(ds, read_input("session-rec", str(tmp_path), name="made"))
+    ds.sessions_time = ds.sessions_time[::-1].copy()  # forwards: written as they are
+    write_output(ds, "session-rec", str(tmp_path), report=notes.append)
+    assert notes[-1] == "times: the clicks' own"
+    back = read_input("session-rec", str(tmp_path), name="made")
+    same_examples(ds, back)
+    np.testing.assert_array_equal(back.sessions_time, ds.sessions_time)
