@@ -244,3 +244,22 @@ def test_times_that_would_reorder_the_clicks_are_not_written(tmp_path):
     back = read_input("session-rec", str(tmp_path), name="made")
     same_examples(ds, back)
     np.testing.assert_array_equal(back.sessions_time, ds.sessions_time)
+
+
+def test_a_raw_custom_log_converts_with_its_times(tmp_path):
+    day = 86400
+    rows = ["sid,iid,ts"]
+    for k in range(1, 6):
+        rows += [f"{k},7,{k * day}", f"{k},8,{k * day + 5}", f"{k},9,{k * day + 6}"]
+    rows += [f"9,8,{20 * day}", f"9,7,{20 * day + 1}"]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    columns = {"session_col": "sid", "item_col": "iid", "time_col": "ts"}
+    ds = read_input("raw", str(tmp_path / "log.csv"), name="log", columns=columns)
+    assert ds.name == "log" and ds.item_ids.tolist() == [-1, 7, 8, 9]
+    assert ds.sessions_time[:3].tolist() == [day, day + 5, day + 6]
+    notes = []
+    write_output(ds, "session-rec", str(tmp_path / "sr"), report=notes.append)
+    assert notes == ["times: the clicks' own"]
+    back = read_input("session-rec", str(tmp_path / "sr"), name="log")
+    same_examples(ds, back)
+    np.testing.assert_array_equal(back.test_sessions_time, [20 * day, 20 * day + 1])
