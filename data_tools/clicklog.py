@@ -26,8 +26,9 @@ class TokenClicks:
     Attributes
     ----------
     session : ndarray of shape (R,), int64
-        Session code of each row (codes are per file).
-    item : ndarray of shape (R,), int64
+        Session id of each row when all are integers, else a code per
+        distinct session token (per file).
+    item : ndarray of shape (R,), int32
         Item code of each row: an index into the shared ``item_codes``.
     time : ndarray of shape (R,), float64
         Seconds, as written in the file.
@@ -80,6 +81,9 @@ def find_columns(path, header, wanted, expected):
 def read_token_clicks(path, cols, names, n_fields, item_codes, block_bytes=1 << 24):
     """Read the data lines of a tab-separated file with a header into :class:`TokenClicks`.
 
+    Session ids that are all integers (the usual case) are used as they are;
+    otherwise the file is read again with a code per distinct session token.
+
     Parameters
     ----------
     path : str
@@ -97,11 +101,24 @@ def read_token_clicks(path, cols, names, n_fields, item_codes, block_bytes=1 << 
     -------
     TokenClicks
     """
+    known_items = dict(item_codes)
+    try:
+        return _read_rows(path, cols, names, n_fields, item_codes, block_bytes, None)
+    except _NotIntegers:
+        item_codes.clear()
+        item_codes.update(known_items)
+        return _read_rows(path, cols, names, n_fields, item_codes, block_bytes, {})
+
+
+class _NotIntegers(Exception):
+    """Some session id is not an integer: read the file again with session codes."""
+
+
+def _read_rows(path, cols, names, n_fields, item_codes, block_bytes, session_codes):
     n_rows = count_lines(path, block_bytes) - 1
     session = np.empty(n_rows, dtype=np.int64)
-    item = np.empty(n_rows, dtype=np.int64)
+    item = np.empty(n_rows, dtype=np.int32)
     time = np.empty(n_rows, dtype=np.float64)
-    session_codes = {}
     r = 0
     with open_text(path) as f:
         f.readline()
@@ -109,9 +126,13 @@ def read_token_clicks(path, cols, names, n_fields, item_codes, block_bytes=1 << 
             fields = Fields(block, "\t", n_fields, first_line, path)
             n = len(fields)
             time[r : r + n] = fields.floats(cols["time"], names["time"])
-            session[r : r + n] = _codes(
-                fields.tokens(cols["session"], names["session"]), session_codes
-            )
+            tokens = fields.tokens(cols["session"], names["session"])
+            if session_codes is not None:
+                session[r : r + n] = _codes(tokens, session_codes)
+            elif tokens.dtype.itemsize <= 18 and np.all(np.char.isdigit(tokens)):
+                session[r : r + n] = tokens.astype(np.int64)
+            else:
+                raise _NotIntegers
             item[r : r + n] = _codes(fields.tokens(cols["item"], names["item"]), item_codes)
             r += n
     if r == 0:

@@ -270,3 +270,28 @@ def test_the_convert_command_reports_a_bad_file_in_one_line(tmp_path):
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "x_train_full.txt:2: Time 'soon' is not a number" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_session_ids_that_stop_being_integers_part_way_are_read_as_tokens(tmp_path):
+    from data_tools.clicklog import ordered_sessions, read_token_clicks
+
+    path = write(
+        tmp_path / "x.txt",
+        [
+            "SessionId\tItemId\tTime",
+            "1\ta\t1",
+            "1\tb\t2",
+            "2\tc\t3",
+            "s3\ta\t4",
+            "s3\tc\t5",
+            "2\tb\t6",
+        ],
+    )
+    cols = {"session": 0, "item": 1, "time": 2}
+    item_codes = {}
+    clicks = read_token_clicks(path, cols, cols, 3, item_codes, block_bytes=8)  # many blocks
+    assert list(item_codes) == [b"a", b"b", b"c"]  # each item once, though read twice
+    offsets, items, times, dropped = ordered_sessions(clicks)
+    assert offsets.tolist() == [0, 2, 4, 6] and dropped == 0
+    assert items.tolist() == [0, 1, 0, 2, 2, 1]  # sessions 1, s3, 2 by their last click
+    assert times.tolist() == [1, 2, 4, 5, 3, 6]
