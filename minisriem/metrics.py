@@ -54,9 +54,6 @@ EVALUATION_METRICS = (
 )
 """The metric names of :func:`evaluation_metrics`, in table order."""
 
-RANKING_METRICS = ("hit", "recall", "mrr", "ndcg")
-"""The ones that need only the target's rank (used by session length too)."""
-
 POPULARITY_RULE = (
     "popularity = occurrences as the next item of a training example; catalogue = items "
     "seen in the training examples; head = the most popular ceil(C / 5) catalogue items"
