@@ -13,8 +13,10 @@ protocol; a synthetic dataset needs no download. Independent of
 Modules: ``load`` (load_dataset), ``datadir`` (where data lives),
 ``dataset`` (Dataset, our file format), ``split`` (Split, augmentation,
 validation split), ``readers`` and ``textparse`` (raw files),
-``protocol`` (SR-GNN preprocessing), ``srgnn`` (pickles),
-``synthetic``; commands ``preprocess``, ``stats``, ``make_fake_yoochoose``.
+``protocol`` (SR-GNN preprocessing), ``srgnn`` (pickles), ``recbole``
+and ``sessionrec`` (the other frameworks' files, read with ``clicklog``),
+``synthetic``; commands ``preprocess``, ``convert``, ``check_roundtrip``,
+``stats``, ``make_fake_yoochoose``.
 """
 
 from .datadir import resolve_data_dir

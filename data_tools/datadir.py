@@ -2,9 +2,20 @@
 
 One rule, used by every command: a dataset named ``NAME`` is the folder
 ``DATA_DIR/NAME/``, where ``DATA_DIR`` is the ``--data-dir`` argument, else
-the environment variable ``MINISRIEM_DATA``, else ``./data``. The folder holds
-either the raw file or SR-GNN pickles (``train.txt``, ``test.txt`` and
-optionally ``all_train_seq.txt``; used first when both are present):
+the environment variable ``MINISRIEM_DATA``, else ``./data``. The first of
+these that the folder holds is used:
+
+1. SR-GNN pickles ``train.txt``, ``test.txt`` (and ``all_train_seq.txt``
+   when there), for **any** ``NAME``: ``tmall``, ``nowplaying``,
+   ``retailrocket``... as published by later papers' code (GCE-GNN,
+   S2-DHCN). The number of items ``n`` is the largest item id found (ids
+   run 1..n as in SR-GNN, some possibly unused).
+2. For the names below, the raw file of the table.
+3. RecBole's pre-split ``NAME.train.inter`` and ``NAME.test.inter``, or
+   its session log ``NAME.inter`` (prepared with the protocol, the last 7
+   days for testing); see :mod:`data_tools.recbole`.
+4. session-rec's ``NAME_train_full.txt`` and ``NAME_test.txt``; see
+   :mod:`data_tools.sessionrec`.
 
 =================  ========================  =======================================
 NAME               raw file                  public source
@@ -101,13 +112,13 @@ def find_source(name, folder):
     Parameters
     ----------
     name : str
-        One of the names in ``RAW_FILES``.
+        A name in ``RAW_FILES``, or any folder name.
     folder : str
         ``DATA_DIR/NAME``.
 
     Returns
     -------
-    kind : {"srgnn", "raw"}
+    kind : {"srgnn", "raw", "recbole", "recbole-inter", "session-rec"}
     paths : list of str
         The source files (for the fingerprint).
     options : dict
@@ -117,6 +128,17 @@ def find_source(name, folder):
     if all(os.path.isfile(p) for p in pickles):
         extra = os.path.join(folder, "all_train_seq.txt")
         return "srgnn", pickles + ([extra] if os.path.isfile(extra) else []), {}
+    if name not in RAW_FILES or not os.path.isfile(os.path.join(folder, RAW_FILES[name])):
+        exchange = _exchange_files(name, folder)
+        if exchange is not None:
+            return (*exchange, {})
+    if name not in RAW_FILES:
+        raise DataError(
+            f"no data for {name!r}: {folder}/ holds none of SR-GNN's train.txt and test.txt, "
+            f"RecBole's {name}.train.inter and {name}.test.inter or {name}.inter, or "
+            f"session-rec's {name}_train_full.txt and {name}_test.txt; the data folder is "
+            "--data-dir, else $MINISRIEM_DATA, else ./data"
+        )
     options, paths = {}, []
     raw = os.path.join(folder, RAW_FILES[name])
     if name == "custom":
@@ -137,6 +159,20 @@ def find_source(name, folder):
         f"in {folder}/; it is {PUBLIC_SOURCES[name]}; the data folder is --data-dir, "
         "else $MINISRIEM_DATA, else ./data"
     )
+
+
+def _exchange_files(name, folder):
+    """``(kind, paths)`` for RecBole or session-rec files named after the dataset, or None."""
+    candidates = (
+        ("recbole", [f"{name}.train.inter", f"{name}.test.inter"]),
+        ("recbole-inter", [f"{name}.inter"]),
+        ("session-rec", [f"{name}_train_full.txt", f"{name}_test.txt"]),
+    )
+    for kind, files in candidates:
+        paths = [os.path.join(folder, f) for f in files]
+        if all(os.path.isfile(p) for p in paths):
+            return kind, paths
+    return None
 
 
 def _custom_options(path):

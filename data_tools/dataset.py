@@ -12,14 +12,23 @@ A prepared dataset is two files in one folder:
     ``sessions_offsets`` (S + 1,) int64, ``sessions_items`` (clicks,) int32:
                         the training sessions before augmentation (SR-GNN's
                         ``all_train_seq.txt``); ``train_session`` indexes them.
+    ``sessions_time``   (clicks,) float64 and ``test_sessions_time`` (test clicks,)
+                        float64, only when the source had click times and
+                        they were kept: the time (Unix seconds) of each click
+                        of ``sessions_items``, and of each click of the test
+                        sessions (each one's first example plus its target).
+    ``item_tokens``     (n + 1,) str, only when the source named items by
+                        text (RecBole or session-rec tokens that are not all
+                        integers): the token of internal item ``i``.
 
 ``dataset.json``
     ``name``, ``stats`` (clicks, train_examples, test_examples, items,
     avg_length, n_items, train_sessions, test_sessions) and ``provenance``
     (protocol, source files with size and mtime, tool version).
 
-Raw ids are int64 because every supported source has integer ids; for
-SR-GNN pickles, which carry no raw ids, the raw id of item ``i`` is ``i``.
+Raw ids are int64. For SR-GNN pickles, which carry no raw ids, and for
+files that name items by text tokens (kept in ``item_tokens``), the raw id
+of item ``i`` is ``i``.
 """
 
 import json
@@ -54,6 +63,13 @@ class Dataset:
         Table 1's figures; computed from the arrays when not given.
     provenance : dict, optional
         Where the data came from and how it was processed.
+    item_tokens : ndarray of shape (n_items + 1,), str, optional
+        The text name of each item, when the source had text tokens.
+    sessions_time : ndarray of shape (clicks,), float64, optional
+        Unix seconds of each click of ``sessions_items``.
+    test_sessions_time : ndarray of shape (test clicks,), float64, optional
+        Unix seconds of each click of the test sessions, in order (a test
+        session is its first example's prefix plus its target).
     """
 
     def __init__(
@@ -66,6 +82,9 @@ class Dataset:
         sessions_items,
         stats=None,
         provenance=None,
+        item_tokens=None,
+        sessions_time=None,
+        test_sessions_time=None,
     ):
         self.name = name
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
@@ -75,11 +94,26 @@ class Dataset:
         self.sessions_items = np.asarray(sessions_items, dtype=np.int32)
         self.stats = compute_stats(self) if stats is None else dict(stats)
         self.provenance = dict(provenance or {})
+        self.item_tokens = None if item_tokens is None else np.asarray(item_tokens, dtype=str)
+        if self.item_tokens is not None and self.item_tokens.shape != self.item_ids.shape:
+            raise ValueError("item_tokens must have one entry per item id (n + 1)")
+        self.sessions_time = _times(sessions_time, len(self.sessions_items), "sessions_time")
+        test_clicks = int((test.lengths[_first_examples(test)] + 1).sum())
+        self.test_sessions_time = _times(test_sessions_time, test_clicks, "test_sessions_time")
 
     @property
     def n_items(self):
         """int: the number of items ``n``; item ids run 1..n."""
         return len(self.item_ids) - 1
+
+    def item_labels(self):
+        """list of str: how each item id (0..n) is written in exchange files.
+
+        The item's token when the source had text tokens, else its raw id.
+        """
+        if self.item_tokens is not None:
+            return self.item_tokens.tolist()
+        return [str(x) for x in self.item_ids.tolist()]
 
     def __repr__(self):
         s = self.stats
@@ -102,6 +136,9 @@ class Dataset:
             "sessions_offsets": self.sessions_offsets,
             "sessions_items": self.sessions_items,
         }
+        for key in ("item_tokens", "sessions_time", "test_sessions_time"):
+            if getattr(self, key) is not None:
+                arrays[key] = getattr(self, key)
         for part, split in (("train", self.train), ("test", self.test)):
             for field in ("offsets", "items", "targets", "session", "noise"):
                 value = getattr(split, field)
@@ -191,6 +228,9 @@ def load_prepared(path):
         a["sessions_items"],
         stats=info["stats"],
         provenance=info["provenance"],
+        item_tokens=a.get("item_tokens"),
+        sessions_time=a.get("sessions_time"),
+        test_sessions_time=a.get("test_sessions_time"),
     )
 
 
@@ -232,3 +272,17 @@ def compute_stats(ds):
         "train_sessions": len(ds.sessions_offsets) - 1,
         "test_sessions": len(first),
     }
+
+
+def _first_examples(split):
+    """bool array of shape (N,): the first example of each session."""
+    return np.diff(split.session, prepend=-1) != 0
+
+
+def _times(values, count, what):
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (count,):
+        raise ValueError(f"{what} must hold one time per click ({count}), not {values.shape}")
+    return values

@@ -20,8 +20,10 @@ def load_dataset(name, data_dir=None, **synthetic_options):
     ----------
     name : str
         ``"synthetic"`` (generated in memory), ``"diginetica"``,
-        ``"yoochoose1_64"``, ``"yoochoose1_4"``, ``"custom"``, or a path to
-        a prepared ``dataset.npz`` or the folder holding it.
+        ``"yoochoose1_64"``, ``"yoochoose1_4"``, ``"custom"``, any other
+        folder name in the data folder holding SR-GNN pickles (or RecBole /
+        session-rec files named after it; see :mod:`data_tools.datadir`),
+        or a path to a prepared ``dataset.npz`` or the folder holding it.
     data_dir : str, optional
         See :func:`data_tools.resolve_data_dir` for where ``NAME`` is looked up.
     **synthetic_options
@@ -37,14 +39,16 @@ def load_dataset(name, data_dir=None, **synthetic_options):
         return make_synthetic(**synthetic_options)
     if synthetic_options:
         raise TypeError(f"options {sorted(synthetic_options)} apply to 'synthetic' only")
+    folder = os.path.join(resolve_data_dir(data_dir), name)
     if name not in NAMES:
         if os.path.isfile(name) or os.path.isfile(os.path.join(name, ARRAYS)):
             return load_prepared(name)
-        raise DataError(
-            f"unknown dataset {name!r}: use one of {', '.join(NAMES)}, "
-            "or the path of a prepared dataset.npz or its folder"
-        )
-    folder = os.path.join(resolve_data_dir(data_dir), name)
+        if not _is_folder_name(name) or not os.path.isdir(folder):
+            raise DataError(
+                f"unknown dataset {name!r}: use one of {', '.join(NAMES)}, a folder "
+                f"DATA_DIR/NAME/ of SR-GNN pickles (none at {folder}/), "
+                "or the path of a prepared dataset.npz or its folder"
+            )
     kind, paths, options = find_source(name, folder)
     source = fingerprint(paths)
     caches = [os.path.join(folder, "prepared"), user_cache_dir(name)]
@@ -66,11 +70,24 @@ def load_dataset(name, data_dir=None, **synthetic_options):
     return ds
 
 
+def _is_folder_name(name):
+    """Whether ``name`` names a folder inside DATA_DIR (no path separators, not . or ..)."""
+    return bool(name) and name not in (".", "..") and os.sep not in name and "/" not in name
+
+
 def _build(name, kind, folder, paths, options):
     from .preprocess import prepare_custom, prepare_diginetica, prepare_yoochoose
+    from .recbole import prepare_recbole_inter, read_recbole_split
+    from .sessionrec import read_sessionrec
 
     if kind == "srgnn":
         return import_srgnn(folder, name)
+    if kind == "recbole":
+        return read_recbole_split(*paths, name=name)
+    if kind == "recbole-inter":
+        return prepare_recbole_inter(paths[0], name=name)
+    if kind == "session-rec":
+        return read_sessionrec(*paths, name=name)
     raw = paths[0]
     if name == "diginetica":
         return prepare_diginetica(raw)

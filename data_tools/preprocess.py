@@ -44,7 +44,7 @@ def prepare_diginetica(path):
     return to_dataset("diginetica", prepared, source)
 
 
-def prepare_yoochoose(path, names=tuple(YOOCHOOSE_FRACTIONS)):
+def prepare_yoochoose(path, names=tuple(YOOCHOOSE_FRACTIONS), keep_times=False):
     """Run the protocol on ``yoochoose-clicks.dat`` and cut the fractions.
 
     Parameters
@@ -52,6 +52,8 @@ def prepare_yoochoose(path, names=tuple(YOOCHOOSE_FRACTIONS)):
     path : str
     names : tuple of str
         Which of ``"yoochoose1_64"``, ``"yoochoose1_4"`` to build.
+    keep_times : bool
+        Keep each click's timestamp (to the second) in the datasets.
 
     Returns
     -------
@@ -59,11 +61,11 @@ def prepare_yoochoose(path, names=tuple(YOOCHOOSE_FRACTIONS)):
         Both fractions share the test set and the item numbering.
     """
     source = {"source": fingerprint([path]), "input_format": "yoochoose", "test_days": 1}
-    prepared = run_protocol(read_yoochoose(path), test_days=1, path=path)
+    prepared = run_protocol(read_yoochoose(path), test_days=1, path=path, keep_times=keep_times)
     return {n: to_dataset(n, prepared, source, YOOCHOOSE_FRACTIONS[n]) for n in names}
 
 
-def prepare_custom(path, test_days=7, name="custom", **columns):
+def prepare_custom(path, test_days=7, name="custom", keep_times=False, **columns):
     """Run the protocol on a user's click log.
 
     Parameters
@@ -72,6 +74,8 @@ def prepare_custom(path, test_days=7, name="custom", **columns):
     test_days : float
         The last ``test_days`` days are the test period.
     name : str
+    keep_times : bool
+        Keep each click's time (to the second) in the dataset.
     **columns
         ``session_col``, ``item_col``, ``time_col``, ``delimiter``,
         ``time_format``: see :func:`data_tools.readers.read_custom`.
@@ -86,7 +90,8 @@ def prepare_custom(path, test_days=7, name="custom", **columns):
         "test_days": test_days,
         "columns": columns,
     }
-    prepared = run_protocol(read_custom(path, **columns), test_days=test_days, path=path)
+    clicks = read_custom(path, **columns)
+    prepared = run_protocol(clicks, test_days=test_days, path=path, keep_times=keep_times)
     return to_dataset(name, prepared, source)
 
 

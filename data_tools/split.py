@@ -256,3 +256,39 @@ def split_validation(train, fraction=0.1):
         )
     is_valid = train.session >= sessions[len(sessions) - n_valid]
     return train.subset(~is_valid), train.subset(is_valid)
+
+
+def sessions_from_examples(split):
+    """The sessions a split's examples were cut from: each one's longest prefix and its target.
+
+    For examples made by :func:`augment` this gives back the sessions
+    exactly; for a session only partly present (YOOCHOOSE 1/64's first
+    training session) it gives the part the examples use.
+
+    Parameters
+    ----------
+    split : Split
+        ``session`` groups the examples; sessions are returned in order of
+        their first example.
+
+    Returns
+    -------
+    offsets : ndarray of shape (S + 1,), int64
+    items : ndarray of shape (clicks,), int32
+    """
+    if len(split) == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    starts_run = np.diff(split.session, prepend=split.session[0] - 1) != 0  # N
+    group = np.cumsum(starts_run) - 1  # N: which run of equal session indices
+    lengths = split.lengths
+    order = np.lexsort((-lengths, group))  # by run, longest prefix first (stable)
+    longest = order[np.diff(group[order], prepend=-1) != 0]  # S: the longest example per run
+    plen = lengths[longest]  # S
+    offsets = np.zeros(len(longest) + 1, dtype=np.int64)
+    np.cumsum(plen + 1, out=offsets[1:])
+    items = np.empty(int(offsets[-1]), dtype=np.int32)
+    is_target = np.zeros(len(items), dtype=bool)
+    is_target[offsets[1:] - 1] = True
+    items[~is_target] = split.items[_ranges(split.offsets[longest], plen)]
+    items[is_target] = split.targets[longest]
+    return offsets, items

@@ -263,3 +263,42 @@ class Fields:
                 t = t.replace(tzinfo=datetime.timezone.utc)
             seconds[k] = int(t.timestamp())
         return seconds[inverse.ravel()]
+
+    def tokens(self, col, what):
+        """A column as raw byte strings (any text without the delimiter).
+
+        Returns
+        -------
+        ndarray of shape (R,), dtype ``S<width>``
+            Trailing NUL bytes are dropped by NumPy, so a token may not end in one.
+        """
+        width = int((self.ends[:, col] - self.starts[:, col]).max(initial=1))
+        chars, lengths = self.chars(col, max(width, 1))
+        if np.any(lengths == 0):
+            self.fail(lengths == 0, col, what, "")
+        return chars.view(f"S{chars.shape[1]}").ravel()
+
+    def floats(self, col, what):
+        """Decode a column of finite decimal numbers (``1438163236``, ``1.4e9``, ``12.5``).
+
+        Returns
+        -------
+        ndarray of shape (R,), float64
+        """
+        strings = self.tokens(col, what)
+        unique, inverse = np.unique(strings, return_inverse=True)
+        try:
+            values = unique.astype(np.float64)
+        except ValueError:  # some value is not a number: find which, one by one
+            values = np.array([_float_or_nan(raw) for raw in unique.tolist()], dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            self.fail(bad[inverse.ravel()], col, what, "a number")
+        return values[inverse.ravel()]
+
+
+def _float_or_nan(raw):
+    try:
+        return float(raw)
+    except ValueError:
+        return float("nan")

@@ -1,9 +1,12 @@
 """Evaluate a trained model: ``python -m minisriem.evaluate --model PATH [--dataset NAME]``.
 
-Prints Recall@K, MRR@K and NDCG@K for K = 5, 10, 20 over the full item set,
-overall and by session length (the data of the paper's Fig. 2), beside the
-popularity baseline, and writes them as JSON with ``--out FILE``. A thin
-wrapper over :func:`minisriem.workflow.evaluate`.
+Prints, for K = 5, 10, 20 over the full item set, the metrics the field's
+frameworks print (hit@K, recall@K, mrr@K, ndcg@K, coverage@K,
+avg_popularity@K, tail_share@K; see :mod:`minisriem.metrics`) beside the
+popularity baseline, then hit, MRR and NDCG by session length (the data of
+the paper's Fig. 2), and writes them as JSON with ``--out FILE`` under those
+keys. A thin wrapper over :func:`minisriem.workflow.evaluate`;
+:func:`read_evaluation` also reads files written before these keys.
 
 Tie rule: rank = 1 + the number of items scored strictly higher than the
 target. Session length: the true number of items before the target; 10 and
@@ -20,8 +23,8 @@ from minisriem.cli import HelpFormatter, fail, limit_threads
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m minisriem.evaluate",
-        description="Recall, MRR and NDCG at 5, 10, 20 on a test set, overall and by "
-        "session length.",
+        description="Hit rate, recall, MRR, NDCG, item coverage, average popularity and "
+        "tail share at 5, 10, 20 on a test set, and hit, MRR, NDCG by session length.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--model", required=True, help="a model.npz or the run directory holding it")
@@ -46,11 +49,18 @@ def build_parser():
 def format_report(result):
     """The evaluation as text: an overall table and a by-length table, in percent."""
     from minisriem.metrics import format_metrics_table
+    from minisriem.report import evaluation_table
 
-    overall = format_metrics_table(
-        [(result["model_name"], result["metrics"]), ("popularity baseline", result["popularity"])]
+    ks = sorted({int(key.partition("@")[2]) for key in result["metrics"] if "@" in key})
+    overall = evaluation_table(
+        [(result["model_name"], result["metrics"]), ("popularity baseline", result["popularity"])],
+        ks,
     )
-    by_length = format_metrics_table([(f"length {k}", v) for k, v in result["by_length"].items()])
+    by_length = format_metrics_table(
+        [(f"length {k}", v) for k, v in result["by_length"].items()],
+        ks,
+        names=("hit", "mrr", "ndcg"),
+    )
     return (
         f"{result['dataset']} test set, {result['examples']} examples; "
         f"model {result['model']}\n"
@@ -58,7 +68,42 @@ def format_report(result):
         "by session length (items before the target; '10+' is 10 or more, "
         f"the most the model reads):\n{by_length}\n"
         f"ties: {result['tie_rule']}"
+        + (f"\n{result['popularity_rule']}" if "popularity_rule" in result else "")
     )
+
+
+def read_evaluation(path):
+    """An evaluation JSON file, with the keys of today's :func:`~minisriem.workflow.evaluate`.
+
+    Files written before the list metrics (keys ``Recall@K``, ``MRR@K``,
+    ``NDCG@K``) load too: their keys are renamed (``Recall@K`` to ``hit@K``
+    and ``recall@K``); the list metrics they lack stay absent.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    dict
+    """
+    from minisriem.metrics import upgrade_metric_names
+
+    with open(path) as f:
+        try:
+            result = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{path} is not valid JSON ({e})") from e
+    if not isinstance(result, dict) or "metrics" not in result:
+        raise ValueError(f"{path} is not an evaluation file (no 'metrics')")
+    for part in ("metrics", "popularity"):
+        if isinstance(result.get(part), dict):
+            result[part] = upgrade_metric_names(result[part])
+    if isinstance(result.get("by_length"), dict):
+        result["by_length"] = {
+            group: upgrade_metric_names(values) for group, values in result["by_length"].items()
+        }
+    return result
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
-"""Ranking metrics: Recall@K, MRR@K and NDCG@K, overall and by session length.
+"""Ranking metrics: Recall@K, MRR@K and NDCG@K, overall and by session length,
+and the list metrics the field's frameworks print (coverage, popularity, tail share).
 
 Everything starts from the rank of each example's true next item among all
 ``n`` items. The tie rule is the strict one::
@@ -14,6 +15,22 @@ example with rank ``r``:
 
 and a metric is the mean over examples. Values are fractions in [0, 1];
 tables print them as percentages, as the paper does.
+
+With one true next item per example, HitRate@K (RecBole's ``hit``,
+session-rec's ``HitRate``) is the same number as Recall@K (SR-GNN's
+``Recall@20``, its paper's ``P@20``). The list metrics look at the top-K
+items recommended to each example (``topk``, best first):
+
+    coverage@K        share of the catalogue (the items seen in the training
+                      examples, in a prefix or as a target) that appears in
+                      some example's top K
+    avg_popularity@K  mean over examples of the mean popularity of its top K;
+                      an item's popularity is its number of occurrences as
+                      the next item of a training example (RecBole's item
+                      counter on the pre-split form: a count, not a fraction)
+    tail_share@K      mean over examples of the share of its top K outside
+                      the head: the most popular 20% of the catalogue
+                      (ceil(C / 5) items, ties by the lower id)
 """
 
 import numpy as np
@@ -22,6 +39,28 @@ from minisriem.kernels import rank_topk
 
 KS = (5, 10, 20)
 """The cut-offs reported by default."""
+
+HEAD_FIFTHS = 1
+"""The head is the most popular ``HEAD_FIFTHS / 5`` of the catalogue (20%)."""
+
+EVALUATION_METRICS = (
+    "hit",
+    "recall",
+    "mrr",
+    "ndcg",
+    "coverage",
+    "avg_popularity",
+    "tail_share",
+)
+"""The metric names of :func:`evaluation_metrics`, in table order."""
+
+POPULARITY_RULE = (
+    "popularity = occurrences as the next item of a training example; catalogue = items "
+    "seen in the training examples; head = the most popular ceil(C / 5) catalogue items"
+)
+
+OLD_NAMES = {"Recall": ("hit", "recall"), "MRR": ("mrr",), "NDCG": ("ndcg",)}
+"""Keys of evaluation files written before the list metrics, and their new names."""
 
 MAX_LENGTH = 10
 """Sessions of this length and longer form one group, labelled "10+"."""
@@ -175,7 +214,7 @@ def length_groups(lengths, max_length=MAX_LENGTH):
     return labels, group
 
 
-def metrics_by_length(ranks, lengths, ks=KS, max_length=MAX_LENGTH):
+def metrics_by_length(ranks, lengths, ks=KS, max_length=MAX_LENGTH, metrics=None):
     """:func:`rank_metrics` for each session length (the data of the paper's Fig. 2).
 
     Parameters
@@ -185,6 +224,9 @@ def metrics_by_length(ranks, lengths, ks=KS, max_length=MAX_LENGTH):
         True prefix length of each example (see :func:`length_groups`).
     ks : sequence of int
     max_length : int
+    metrics : callable, optional
+        ``metrics(ranks, ks) -> dict``; default :func:`rank_metrics`
+        (:func:`ranking_metrics` gives the new names).
 
     Returns
     -------
@@ -197,10 +239,10 @@ def metrics_by_length(ranks, lengths, ks=KS, max_length=MAX_LENGTH):
     out = {}
     for g, label in enumerate(labels):
         mine = ranks[group == g]
-        metrics = rank_metrics(mine, ks)
+        values = (metrics or rank_metrics)(mine, ks)
         if not mine.size:  # None rather than NaN, which JSON cannot hold
-            metrics = dict.fromkeys(metrics)
-        out[label] = {"count": int(mine.size), **metrics}
+            values = dict.fromkeys(values)
+        out[label] = {"count": int(mine.size), **values}
     return out
 
 
@@ -276,3 +318,270 @@ def format_metrics_table(rows, ks=KS, names=("Recall", "MRR", "NDCG")):
             line += f"  {'-':>9}" if missing else f"  {100 * value:9.2f}"
         lines.append(line)
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------
+# The metrics of RecBole and session-rec: hit rate and the top-K list metrics
+
+
+def hit_at_k(ranks, k):
+    """HitRate@K: share of examples whose true item is in the top ``k``.
+
+    With one true item per example this is :func:`recall_at_k` (the same
+    number under either name).
+
+    Parameters
+    ----------
+    ranks : int array of shape (N,)
+    k : int
+
+    Returns
+    -------
+    float
+    """
+    return recall_at_k(ranks, k)
+
+
+def model_topk(model, item_seq, item_seq_len, targets, k, batch_size=512):
+    """Ranks of the true next items and each example's top ``k`` items, in batches.
+
+    Parameters
+    ----------
+    model : SRIEM (its ``rank_topk``), or anything with ``scores(item_seq, item_seq_len)``
+    item_seq : int array of shape (N, L), left-aligned, 0-padded
+    item_seq_len : int array of shape (N,)
+    targets : int array of shape (N,), item ids 1..n
+    k : int, at most the number of items
+    batch_size : int
+
+    Returns
+    -------
+    ranks : int64 array of shape (N,), strict tie rule
+    topk : int64 array of shape (N, k), item ids 1..n, best first, ties by the lower id
+    """
+    n = len(targets)
+    ranks = np.empty(n, dtype=np.int64)
+    topk = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, batch_size):
+        end = min(start + batch_size, n)
+        batch = item_seq[start:end], item_seq_len[start:end]
+        if hasattr(model, "rank_topk"):
+            ranks[start:end], topk[start:end] = model.rank_topk(*batch, targets[start:end], k=k)
+        else:
+            r, top = rank_topk(model.scores(*batch), np.asarray(targets[start:end]) - 1, k)
+            ranks[start:end], topk[start:end] = r, top + 1
+    return ranks, topk
+
+
+def popularity_topk(train_targets, n_items, n_examples, k):
+    """The popularity baseline's top ``k`` (the same list for every example).
+
+    Parameters
+    ----------
+    train_targets : int array of shape (N_train,)
+    n_items : int
+    n_examples : int
+    k : int
+
+    Returns
+    -------
+    topk : int64 array of shape (n_examples, k), a read-only broadcast view;
+        the most frequent training targets first, ties by the lower id
+    """
+    scores = popularity_scores(train_targets, n_items)  # n
+    best = np.argsort(-scores, kind="stable")[:k] + 1  # k
+    return np.broadcast_to(best.astype(np.int64), (n_examples, len(best)))
+
+
+def item_popularity(train_targets, n_items):
+    """Each item's popularity: how often it is the next item of a training example.
+
+    Parameters
+    ----------
+    train_targets : int array of shape (N_train,), item ids 1..n
+    n_items : int
+
+    Returns
+    -------
+    popularity : int64 array of shape (n + 1,); entry ``i`` is item ``i``'s count
+        (entry 0, the padding id, is 0)
+    """
+    return np.bincount(np.asarray(train_targets), minlength=n_items + 1).astype(np.int64)
+
+
+def catalogue_mask(train_items, train_targets, n_items):
+    """The catalogue: items seen in the training examples, in a prefix or as a target.
+
+    Parameters
+    ----------
+    train_items : int array of shape (nnz,), the prefix items (CSR ``items``)
+    train_targets : int array of shape (N_train,)
+    n_items : int
+
+    Returns
+    -------
+    seen : bool array of shape (n + 1,); ``seen[i]`` when item ``i`` is in the catalogue
+    """
+    seen = np.zeros(n_items + 1, dtype=bool)
+    seen[np.asarray(train_items)] = True
+    seen[np.asarray(train_targets)] = True
+    seen[0] = False
+    return seen
+
+
+def head_mask(popularity, catalogue):
+    """The head: the most popular ``ceil(C / 5)`` of the ``C`` catalogue items.
+
+    Ties in popularity go to the lower item id.
+
+    Parameters
+    ----------
+    popularity : int array of shape (n + 1,)
+    catalogue : bool array of shape (n + 1,)
+
+    Returns
+    -------
+    head : bool array of shape (n + 1,)
+    """
+    members = np.flatnonzero(catalogue)  # increasing ids
+    size = -(-len(members) * HEAD_FIFTHS // 5)  # ceil, in integers
+    by_popularity = members[np.argsort(-popularity[members], kind="stable")]
+    head = np.zeros(len(popularity), dtype=bool)
+    head[by_popularity[:size]] = True
+    return head
+
+
+def coverage_at_k(topk, k, catalogue):
+    """Share of the catalogue recommended in at least one example's top ``k``.
+
+    Recommended items outside the catalogue (never seen in training) do not count.
+
+    Parameters
+    ----------
+    topk : int array of shape (N, >= k), item ids, best first
+    k : int
+    catalogue : bool array of shape (n + 1,)
+
+    Returns
+    -------
+    float
+    """
+    size = int(catalogue.sum())
+    if not size or not len(topk):
+        return float("nan")
+    shown = np.zeros(len(catalogue), dtype=bool)
+    shown[np.asarray(topk)[:, :k]] = True
+    return float((shown & catalogue).sum() / size)
+
+
+def avg_popularity_at_k(topk, k, popularity):
+    """Mean over examples of the mean popularity of the top ``k`` items (a count).
+
+    Parameters
+    ----------
+    topk : int array of shape (N, >= k)
+    k : int
+    popularity : int array of shape (n + 1,)
+
+    Returns
+    -------
+    float
+    """
+    if not len(topk):
+        return float("nan")
+    return float(popularity[np.asarray(topk)[:, :k]].mean())
+
+
+def tail_share_at_k(topk, k, head):
+    """Mean over examples of the share of the top ``k`` items outside the head.
+
+    Parameters
+    ----------
+    topk : int array of shape (N, >= k)
+    k : int
+    head : bool array of shape (n + 1,), from :func:`head_mask`
+
+    Returns
+    -------
+    float
+    """
+    if not len(topk):
+        return float("nan")
+    return float(1.0 - head[np.asarray(topk)[:, :k]].mean())
+
+
+def ranking_metrics(ranks, ks=KS):
+    """hit, recall, MRR and NDCG at every cut-off, under the new names.
+
+    Parameters
+    ----------
+    ranks : int array of shape (N,)
+    ks : sequence of int
+
+    Returns
+    -------
+    dict
+        ``{"hit@5": ..., "recall@5": ..., "mrr@5": ..., "ndcg@5": ..., "hit@10": ...}``
+    """
+    out = {}
+    for k in ks:
+        out[f"hit@{k}"] = hit_at_k(ranks, k)
+        out[f"recall@{k}"] = recall_at_k(ranks, k)
+        out[f"mrr@{k}"] = mrr_at_k(ranks, k)
+        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+    return out
+
+
+def evaluation_metrics(ranks, topk, popularity, catalogue, ks=KS):
+    """Every metric of :data:`EVALUATION_METRICS` at every cut-off.
+
+    Parameters
+    ----------
+    ranks : int array of shape (N,)
+    topk : int array of shape (N, max(ks)), item ids, best first
+    popularity : int array of shape (n + 1,), from :func:`item_popularity`
+    catalogue : bool array of shape (n + 1,), from :func:`catalogue_mask`
+    ks : sequence of int
+
+    Returns
+    -------
+    dict
+        ``{"hit@5": ..., "recall@5": ..., "mrr@5": ..., "ndcg@5": ...,
+        "coverage@5": ..., "avg_popularity@5": ..., "tail_share@5": ..., ...}``;
+        all fractions except ``avg_popularity`` (NaN when there is no example).
+    """
+    head = head_mask(popularity, catalogue)
+    out = {}
+    for k in ks:
+        out[f"hit@{k}"] = hit_at_k(ranks, k)
+        out[f"recall@{k}"] = recall_at_k(ranks, k)
+        out[f"mrr@{k}"] = mrr_at_k(ranks, k)
+        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+        out[f"coverage@{k}"] = coverage_at_k(topk, k, catalogue)
+        out[f"avg_popularity@{k}"] = avg_popularity_at_k(topk, k, popularity)
+        out[f"tail_share@{k}"] = tail_share_at_k(topk, k, head)
+    return out
+
+
+def upgrade_metric_names(metrics):
+    """Rename the keys of an older evaluation file (``Recall@20``, ``MRR@20``, ...).
+
+    ``Recall@K`` becomes ``hit@K`` and ``recall@K`` (the same number),
+    ``MRR@K`` ``mrr@K`` and ``NDCG@K`` ``ndcg@K``; other keys are kept.
+
+    Parameters
+    ----------
+    metrics : dict
+
+    Returns
+    -------
+    dict
+    """
+    out = {}
+    for key, value in metrics.items():
+        name, at, k = key.partition("@")
+        for new in OLD_NAMES.get(name, ()) if at else ():
+            out.setdefault(f"{new}@{k}", value)
+        if not at or name not in OLD_NAMES:
+            out[key] = value
+    return out

@@ -152,3 +152,50 @@ def plot_curve(path, history, title=""):
     with atomic_outputs([path]) as (tmp,):
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+METRIC_LABELS = {
+    "hit": "hit rate (= recall)",
+    "recall": "recall",
+    "mrr": "MRR",
+    "ndcg": "NDCG",
+    "coverage": "item coverage",
+    "avg_popularity": "average popularity (count)",
+    "tail_share": "tail share",
+}
+"""How ``evaluate``'s table labels each metric; only avg_popularity is not in percent."""
+
+
+def evaluation_table(rows, ks=(5, 10, 20)):
+    """``evaluate``'s overall table: one line per metric, a column per result and K.
+
+    Parameters
+    ----------
+    rows : list of (str, dict)
+        A label (the model's name, "popularity baseline") and a dict of
+        :func:`minisriem.metrics.evaluation_metrics`.
+    ks : sequence of int
+
+    Returns
+    -------
+    str
+        Fractions in percent; ``avg_popularity`` as a mean count.
+    """
+    cell = 9
+    group = len(ks) * (cell + 2)
+    head1 = f"{'':<28}" + "".join(f"  {label[: group - 2]:>{group - 2}}" for label, _ in rows)
+    head2 = f"{'':<28}" + "".join(f"  {'@' + str(k):>{cell}}" for _ in rows for k in ks)
+    lines = [head1.rstrip(), head2]
+    for name, label in METRIC_LABELS.items():
+        line = f"{label:<28}"
+        for _, metrics in rows:
+            for k in ks:
+                value = metrics.get(f"{name}@{k}")
+                if value is None or value != value:  # missing or NaN
+                    line += f"  {'-':>{cell}}"
+                elif name == "avg_popularity":
+                    line += f"  {value:{cell}.1f}"
+                else:
+                    line += f"  {100 * value:{cell}.2f}"
+        lines.append(line)
+    return "\n".join(lines)

@@ -32,9 +32,7 @@ from minisriem.metrics import (
     KS,
     MAX_LENGTH,
     metrics_by_length,
-    model_ranks,
     popularity_ranks,
-    rank_metrics,
 )
 from minisriem.provenance import source_commit
 from minisriem.report import final_table
@@ -311,7 +309,10 @@ def _as_saved_model(model):
 
 
 def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512):
-    """Recall@K, MRR@K and NDCG@K on a dataset's test set, overall and by session length.
+    """The field's metrics on a dataset's test set, overall and by session length.
+
+    hit@K, recall@K, mrr@K, ndcg@K, coverage@K, avg_popularity@K and
+    tail_share@K (see :mod:`minisriem.metrics`), beside the popularity baseline.
 
     Parameters
     ----------
@@ -326,11 +327,17 @@ def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512):
     Returns
     -------
     dict
-        ``metrics`` (all examples), ``by_length`` (``"1"`` .. ``"10+"``, each
-        with ``count``), ``popularity`` (the baseline of the most frequent
-        training targets), and ``model``, ``dataset``, ``examples``,
-        ``tie_rule``, ``length_rule``. Metrics are fractions in [0, 1].
+        ``metrics`` (all examples; keys ``hit@K``, ``recall@K``, ``mrr@K``,
+        ``ndcg@K``, ``coverage@K``, ``avg_popularity@K``, ``tail_share@K``),
+        ``by_length`` (``"1"`` .. ``"10+"``, each with ``count`` and the
+        hit, recall, mrr and ndcg keys), ``popularity`` (the baseline of the
+        most frequent training targets, same keys as ``metrics``), and
+        ``model``, ``dataset``, ``examples``, ``tie_rule``, ``length_rule``,
+        ``popularity_rule``. Metrics are fractions in [0, 1] except
+        ``avg_popularity@K``, a mean count.
     """
+    from minisriem import metrics as m
+
     saved = _as_saved_model(model)
     if dataset is None:
         dataset = saved.meta.get("dataset")
@@ -343,8 +350,12 @@ def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512):
             "with other ids: evaluate it on the dataset it was trained on"
         )
     item_seq, item_seq_len, targets = ds.test.padded(saved.config.L)
-    ranks = model_ranks(saved.model, item_seq, item_seq_len, targets, batch_size)
+    k_max = min(max(ks), ds.n_items)
+    ranks, topk = m.model_topk(saved.model, item_seq, item_seq_len, targets, k_max, batch_size)
     pop = popularity_ranks(ds.train.targets, targets, ds.n_items)
+    pop_topk = m.popularity_topk(ds.train.targets, ds.n_items, len(targets), k_max)
+    popularity = m.item_popularity(ds.train.targets, ds.n_items)
+    catalogue = m.catalogue_mask(ds.train.items, ds.train.targets, ds.n_items)
     return {
         "model": saved.path,
         "dataset": ds.name,
@@ -353,9 +364,10 @@ def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512):
         "tie_rule": TIE_RULE,
         "length_rule": LENGTH_RULE,
         "model_name": model_name(saved.config),
-        "metrics": rank_metrics(ranks, ks),
-        "by_length": metrics_by_length(ranks, ds.test.lengths, ks),
-        "popularity": rank_metrics(pop, ks),
+        "popularity_rule": m.POPULARITY_RULE,
+        "metrics": m.evaluation_metrics(ranks, topk, popularity, catalogue, ks),
+        "by_length": metrics_by_length(ranks, ds.test.lengths, ks, metrics=m.ranking_metrics),
+        "popularity": m.evaluation_metrics(pop, pop_topk, popularity, catalogue, ks),
     }
 
 

@@ -114,3 +114,115 @@ def test_table_shows_percent_and_dashes():
         names=("Recall", "MRR"),
     )
     assert "50.00" in text and "25.00" in text and "-" in text.splitlines()[2]
+
+
+# ----------------------------------------------------------------------
+# The metrics of RecBole and session-rec, on a case computed by hand
+
+
+def hand_case():
+    """Five items; training targets 1,1,1,2,2,3 and prefixes holding items 1 and 4.
+
+    popularity (times a training target): item 1: 3, item 2: 2, item 3: 1, items 4, 5: 0
+    catalogue (seen in training): {1, 2, 3, 4}, C = 4; head = ceil(4 / 5) = 1 item: {1}
+    """
+    from minisriem.metrics import catalogue_mask, head_mask, item_popularity
+
+    train_targets = np.array([1, 1, 1, 2, 2, 3])
+    train_items = np.array([1, 4, 4, 1])
+    popularity = item_popularity(train_targets, 5)
+    catalogue = catalogue_mask(train_items, train_targets, 5)
+    return popularity, catalogue, head_mask(popularity, catalogue)
+
+
+def test_popularity_catalogue_and_head_by_hand():
+    popularity, catalogue, head = hand_case()
+    assert popularity.tolist() == [0, 3, 2, 1, 0, 0]
+    assert catalogue.tolist() == [False, True, True, True, True, False]
+    assert head.tolist() == [False, True, False, False, False, False]
+
+
+def test_head_is_a_fifth_rounded_up_ties_to_the_lower_id():
+    from minisriem.metrics import head_mask
+
+    popularity = np.array([0, 5, 7, 7, 1, 1, 1, 0, 0, 0, 9, 0])  # 11 items
+    catalogue = np.ones(12, dtype=bool)
+    catalogue[0] = False
+    # ceil(11 / 5) = 3: item 10 (9), then items 2 and 3 (7 each)
+    assert np.flatnonzero(head_mask(popularity, catalogue)).tolist() == [2, 3, 10]
+    catalogue[3] = False  # 10 items: ceil(10 / 5) = 2
+    assert np.flatnonzero(head_mask(popularity, catalogue)).tolist() == [2, 10]
+
+
+def test_list_metrics_by_hand():
+    from minisriem.metrics import (
+        avg_popularity_at_k,
+        coverage_at_k,
+        evaluation_metrics,
+        hit_at_k,
+        tail_share_at_k,
+    )
+
+    popularity, catalogue, head = hand_case()
+    topk = np.array([[1, 2, 5], [1, 3, 2], [4, 1, 2]])  # three examples' top 3
+    ranks = np.array([2, 1, 7])
+    # top 1: items {1, 4}; top 2: {1, 2, 3, 4}; item 5 is outside the catalogue
+    assert coverage_at_k(topk, 1, catalogue) == 2 / 4
+    assert coverage_at_k(topk, 2, catalogue) == 4 / 4
+    # popularities of the top 2: (3 + 2) / 2, (3 + 1) / 2, (0 + 3) / 2
+    assert avg_popularity_at_k(topk, 2, popularity) == pytest.approx((2.5 + 2 + 1.5) / 3)
+    assert avg_popularity_at_k(topk, 3, popularity) == pytest.approx((5 / 3 + 2 + 5 / 3) / 3)
+    # only item 1 is in the head; in the top 3: 2/3, 2/3, 2/3 outside it; top 1: 0, 0, 1
+    assert tail_share_at_k(topk, 3, head) == pytest.approx(2 / 3)
+    assert tail_share_at_k(topk, 1, head) == pytest.approx(1 / 3)
+    assert hit_at_k(ranks, 1) == recall_at_k(ranks, 1) == 1 / 3
+    m = evaluation_metrics(ranks, topk, popularity, catalogue, ks=(1, 3))
+    assert set(m) == {
+        f"{name}@{k}"
+        for name in ("hit", "recall", "mrr", "ndcg", "coverage", "avg_popularity", "tail_share")
+        for k in (1, 3)
+    }
+    assert m["hit@3"] == m["recall@3"] == 2 / 3
+    assert m["mrr@3"] == pytest.approx((1 / 2 + 1) / 3)
+    assert m["ndcg@3"] == pytest.approx((1 / math.log2(3) + 1) / 3)
+    assert m["coverage@3"] == 1.0 and m["tail_share@1"] == pytest.approx(1 / 3)
+
+
+def test_model_topk_matches_the_model_and_the_baselines_path():
+    from minisriem.kernels import rank_topk_numpy
+    from minisriem.metrics import model_topk
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(7, 12)).astype(np.float32)
+
+    class Fixed:  # a "baseline": scores only
+        def scores(self, item_seq, item_seq_len):
+            return scores[item_seq[:, 0]]
+
+    item_seq = np.arange(7, dtype=np.int32)[:, None]
+    targets = rng.integers(1, 13, size=7)
+    ranks, topk = model_topk(Fixed(), item_seq, np.ones(7, np.int32), targets, 4, batch_size=3)
+    want_ranks, want_top = rank_topk_numpy(scores, targets - 1, 4)
+    np.testing.assert_array_equal(ranks, want_ranks)
+    np.testing.assert_array_equal(topk, want_top + 1)
+
+
+def test_popularity_topk_is_the_most_frequent_targets_for_everyone():
+    from minisriem.metrics import popularity_topk
+
+    top = popularity_topk(np.array([3, 3, 1, 2, 2, 5]), 5, n_examples=4, k=3)
+    assert top.shape == (4, 3)
+    assert top[0].tolist() == [2, 3, 1]  # counts 2, 2, 1, 1: ties to the lower id
+
+
+def test_old_metric_names_are_upgraded():
+    from minisriem.metrics import upgrade_metric_names
+
+    old = {"Recall@20": 0.5, "MRR@20": 0.2, "NDCG@20": 0.3, "count": 4}
+    assert upgrade_metric_names(old) == {
+        "hit@20": 0.5,
+        "recall@20": 0.5,
+        "mrr@20": 0.2,
+        "ndcg@20": 0.3,
+        "count": 4,
+    }
