@@ -64,6 +64,13 @@ class SavedModel:
     meta: dict = field(default_factory=dict)
     path: str = None
 
+    def _id_index(self):
+        """The raw ids sorted, and where each sits in ``item_ids`` (made once, then kept)."""
+        if getattr(self, "_index", None) is None or self._index[0] is not self.item_ids:
+            order = np.argsort(self.item_ids[1:], kind="stable")
+            self._index = (self.item_ids, order, self.item_ids[1:][order])
+        return self._index[1:]
+
     def internal_ids(self, raw_ids):
         """Map raw item ids to the model's ids 1..n.
 
@@ -77,8 +84,7 @@ class SavedModel:
         unknown : list of int, the raw ids the model has never seen
         """
         raw = np.asarray(list(raw_ids), dtype=np.int64)
-        order = np.argsort(self.item_ids[1:], kind="stable")  # sorted view of the raw ids
-        sorted_raw = self.item_ids[1:][order]
+        order, sorted_raw = self._id_index()
         pos = np.clip(np.searchsorted(sorted_raw, raw), 0, max(len(sorted_raw) - 1, 0))
         known = sorted_raw[pos] == raw if len(sorted_raw) else np.zeros(len(raw), bool)
         ids = order[pos[known]] + 1

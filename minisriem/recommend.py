@@ -9,6 +9,7 @@ wrapper over :func:`minisriem.workflow.recommend_sessions`.
 """
 
 import argparse
+import json
 import sys
 
 from minisriem.cli import HelpFormatter, fail
@@ -49,6 +50,96 @@ def build_parser():
     return p
 
 
+# ----------------------------------------------------------------------
+# Sessions in, recommendations out
+
+
+def parse_session(text, where="the session"):
+    """Raw item ids from ``"214,873,12"``.
+
+    Raises
+    ------
+    ValueError
+        When a field is not an integer or there is none.
+    """
+    fields_ = [f.strip() for f in text.strip().split(",")]
+    if fields_ == [""]:
+        raise ValueError(f"{where} is empty: give comma-separated item ids, e.g. 214,873,12")
+    try:
+        return [int(f) for f in fields_]
+    except ValueError:
+        bad = next(f for f in fields_ if not _is_int(f))
+        raise ValueError(
+            f"{where}: {bad!r} is not an item id (expected comma-separated integers)"
+        ) from None
+
+
+def _is_int(text):
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_sessions(path):
+    """The sessions of a file: one per line, comma-separated raw item ids.
+
+    Returns
+    -------
+    list of list of int
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line of the first malformed or empty line.
+    """
+    sessions = []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            sessions.append(parse_session(line, f"{path} line {number}"))
+    if not sessions:
+        raise ValueError(f"{path} holds no session: write one per line, e.g. 214,873,12")
+    return sessions
+
+
+def recommendations_text(recommendations, fmt="csv"):
+    """Recommendations as CSV (``line,rank,item,score``) or JSON lines.
+
+    Parameters
+    ----------
+    recommendations : list of Recommendation, in the order of the input lines
+    fmt : {"csv", "jsonl"}
+
+    Returns
+    -------
+    str
+    """
+    if fmt == "csv":
+        rows = ["line,rank,item,score\n"]
+        for line, r in enumerate(recommendations, start=1):
+            for rank, (item, score) in enumerate(zip(r.items, r.scores, strict=True), start=1):
+                rows.append(f"{line},{rank},{item},{score:.6g}\n")
+        return "".join(rows)
+    if fmt == "jsonl":
+        return "".join(
+            json.dumps({"line": line, **r.to_dict()}) + "\n"
+            for line, r in enumerate(recommendations, start=1)
+        )
+    raise ValueError(f"format must be csv or jsonl, not {fmt!r}")
+
+
+def write_recommendations(path, recommendations, fmt="csv"):
+    """Write :func:`recommendations_text` to ``path`` atomically."""
+    from minisriem.checkpoint import write_text
+
+    write_text(path, recommendations_text(recommendations, fmt))
+
+
+# ----------------------------------------------------------------------
+# The command
+
+
 def format_recommendation(rec):
     """One session's answer as text: the session with its weights, then the items."""
     lines = ["session (oldest first) and the importance the model gave each item:"]
@@ -83,13 +174,7 @@ def main(argv=None):
     """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
     from minisriem.checkpoint import load_model
-    from minisriem.workflow import (
-        parse_session,
-        read_sessions,
-        recommend_sessions,
-        recommendations_text,
-        write_recommendations,
-    )
+    from minisriem.workflow import recommend_sessions
 
     try:
         saved = load_model(args.model)

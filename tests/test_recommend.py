@@ -11,13 +11,8 @@ import pytest
 from minisriem.checkpoint import SavedModel, load_model, save_model
 from minisriem.config import Config
 from minisriem.model import SRIEM
-from minisriem.workflow import (
-    parse_session,
-    read_sessions,
-    recommend,
-    recommend_sessions,
-    recommendations_text,
-)
+from minisriem.recommend import parse_session, read_sessions, recommendations_text
+from minisriem.workflow import recommend, recommend_sessions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_ITEMS = 30
