@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-N_ITEMS = 43_097  # DIGINETICA after preprocessing (SPEC.md, Table 1)
+N_ITEMS = 43_097  # DIGINETICA after preprocessing (docs/MODEL.md, Table 1)
 N_TRAIN = 719_470
 N_TEST = 60_858
 L = 10

@@ -94,6 +94,14 @@ def epoch_batches(n_examples, batch_size, seed, epoch, shuffle=True):
     return [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
 
 
+def peak_rss_mb():
+    """The most memory this process has held so far (peak resident set), in MiB."""
+    import resource
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return round(kib / 1024, 1)
+
+
 def select_epoch(history):
     """Index into ``history`` of the selected epoch.
 
@@ -490,6 +498,7 @@ class Trainer:
             "steps": s["global_step"],
             "train_seconds": s.pop("train_seconds", 0.0),
             "eval_seconds": time.perf_counter() - started,
+            "peak_rss_mb": peak_rss_mb(),
             "valid": metrics["valid"],
             "test": metrics["test"],
         }

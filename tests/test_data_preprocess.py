@@ -104,7 +104,6 @@ def raw_map(ds):
 SAMPLE = [
     Path(os.environ.get("MINISRIEM_SHARED_DATA", "/nonexistent")),
     Path(__file__).resolve().parents[1].parent / "shared" / "data",
-    Path("/work/shared/data"),
 ]
 SAMPLE = next(
     (

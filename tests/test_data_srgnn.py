@@ -18,7 +18,6 @@ def shared_data():
     candidates = [
         os.environ.get("MINISRIEM_SHARED_DATA"),
         Path(__file__).resolve().parents[1].parent / "shared" / "data",
-        "/work/shared/data",
     ]
     for c in candidates:
         if c and (Path(c) / "diginetica" / "train.txt").is_file():

@@ -131,7 +131,7 @@ def test_model_run_is_resumed_after_an_interruption(tmp_path):
     assert [c["epoch"] for c in record["curve"]] == [1]
     assert record["curve"][0]["test"] == pytest.approx(record["test"])
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
-    assert "| SR-SAT | 1 (seed 0) |" in text
+    assert "| SR-SAT | refit | 1 (seed 0) |" in text and "| SR-SAT | validation-selected |" in text
     assert "| `sr-sat-seed0` | lr / training loss | 0.001 / " in text
     assert (tmp_path / "docs" / "figures" / "reproduction" / "synthetic-fig3.png").exists()
 
@@ -261,7 +261,8 @@ def test_the_all_training_data_probe_runs_only_when_named(tmp_path):
     assert record["valid"] is None and record["selected_epoch"] == 1
     assert "--valid-fraction 0.0" in record["command"]
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
-    assert "| SR-IEM (paper), all training sessions, last epoch | 1 (seed 0) |" in text
+    probe = "| SR-IEM (paper), all training sessions, last epoch | fixed epochs, all training"
+    assert probe + " sessions | 1 (seed 0) |" in text
 
 
 # ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ def make_model(variant, dtype=np.float64, seed=0, scale=1.0, backend="numba"):
     """A tiny model whose parameters are scaled up for the gradient check.
 
     At the paper's initialisation the sigmoid in eq. (1)-(3) makes the
-    gradients of Wq and Wk small (SPEC.md: C lives in a narrow band), and
+    gradients of Wq and Wk small (docs/MODEL.md: C lives in a narrow band), and
     a relative check of a nearly-zero gradient measures rounding, not the
     backward pass. Scaling the parameters by ``scale`` moves the sigmoids
     into their sensitive range so every gradient is well above the
@@ -112,7 +112,7 @@ def test_length_one_sessions(variant):
 
 
 def test_paper_importance_is_nearly_uniform():
-    """SPEC.md: in the paper's form no two betas differ by more than ~1.04x."""
+    """docs/MODEL.md: in the paper's form no two betas differ by more than ~1.04x."""
     rng = np.random.default_rng(0)
     model = SRIEM(200, d=200, l=100, variant="paper")
     for w in model.params.values():

@@ -546,8 +546,8 @@ def curves_table(state):
 def runs_table(state):
     lines = [
         "| run | status | epochs run / max | selected epoch | seed | threads | wall time "
-        "| command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak memory | commit | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in state["runs"].items():
         s = r.get("settings", {})
@@ -564,8 +564,13 @@ def runs_table(state):
             ep, sel, seed = "-", "-", "-"
             cmd = f"in-process (`minisriem.baselines`), L = {s.get('L')}"
         wall = _duration(r.get("wall_seconds", 0.0))
+        memory = f"{r['peak_rss_mb'] / 1024:.2f} GiB" if r.get("peak_rss_mb") else "-"
+        commit = f"`{r['commit'][:10]}`" if r.get("commit") else "not recorded"
+        if r.get("selection_from"):
+            sel = f"{sel} (E* of `{r['selection_from']}`)"
         lines.append(
-            f"| `{name}` | {r['status']} | {ep} | {sel} | {seed} | {threads} | {wall} | {cmd} |"
+            f"| `{name}` | {r['status']} | {ep} | {sel} | {seed} | {threads} | {wall} | "
+            f"{memory} | {commit} | {cmd} |"
         )
     inv = state["invocations"]
     machines = {

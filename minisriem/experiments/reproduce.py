@@ -1,6 +1,6 @@
 """Reproduce the paper's Table 2, Fig. 2, Fig. 3 and Table 3 with one command.
 
-    python -m minisriem.experiments.reproduce --dataset diginetica --data-dir /work/shared/data
+    python -m minisriem.experiments.reproduce --dataset diginetica --data-dir DATA_DIR
 
 runs what the page needs, then writes ``docs/REPRODUCTION.md`` and its
 figures from the recorded results. The work comes in groups (``--runs``
