@@ -25,7 +25,7 @@ figures NARM, STAMP, SR-GNN and SR-IEM copy or re-run:
 
 import numpy as np
 
-__all__ = ["training_sessions", "SPop", "ItemKNN", "BASELINES"]
+__all__ = ["training_sessions", "SPop", "ItemKNN"]
 
 
 def training_sessions(data):
@@ -318,6 +318,3 @@ class ItemKNN:
         src = np.arange(int(m.sum())) + np.repeat(start - first, m)  # into indices/sim
         scores[np.repeat(np.arange(B), m), self.indices[src] - 1] = self.sim[src]
         return scores
-
-
-BASELINES = {"spop": SPop, "itemknn": ItemKNN}

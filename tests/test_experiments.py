@@ -299,9 +299,8 @@ def test_paired_test_on_hand_made_ranks():
 
 
 def test_summary_json_matches_the_page(tmp_path):
-    assert (
-        run(tmp_path, "--runs", "spop,sriem-paper", "--seeds", "0,1", "--epochs", "1", *TINY) == 0
-    )
+    runs = "spop,sriem-paper,probe-ties"
+    assert run(tmp_path, "--runs", runs, "--seeds", "0,1", "--epochs", "1", *TINY) == 0
     st = state(tmp_path)
     assert {"sriem-paper-seed0", "sriem-paper-seed0-refit", "sriem-paper-seed1-refit"} <= set(
         st["runs"]
@@ -323,3 +322,24 @@ def test_summary_json_matches_the_page(tmp_path):
     assert refit["seeds"] == [0, 1] and len(refit["std"]) == 2
     assert "SR-IEM (paper, refit) against | ΔR@20" in text
     assert "| S-POP (all training sessions) |" in text
+    ties = st["runs"]["probe-ties"]
+    assert ties["rules"]["favour"]["Recall@20"] == pytest.approx(
+        st["runs"]["sriem-paper-seed0-refit"]["test"]["Recall@20"]
+    )
+    assert "ties counted against the target" in text
+
+
+def test_tie_rules_on_hand_made_scores():
+    from minisriem.experiments.probes import at20, tie_ranks
+
+    scores = np.array(
+        [
+            [0.5, 0.9, 0.5, 0.5, 0.1],  # target item 1 (column 0): one above, two tied
+            [0.2, 0.3, 0.1, 0.0, 0.4],  # target item 3 (column 2): no tie
+        ]
+    )
+    ranks = tie_ranks(scores, np.array([1, 3]))
+    assert ranks["favour"].tolist() == [2, 4]
+    assert ranks["against"].tolist() == [4, 4]
+    assert ranks["average"].tolist() == [3, 4]
+    assert at20([1, 2, 40])["MRR@20"] == pytest.approx((1 + 0.5) / 3)

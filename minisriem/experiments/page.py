@@ -124,7 +124,7 @@ def table2_rows(dataset, state):
     """
     rows = []
     for group, spec in GROUPS.items():
-        if spec["kind"] == "timing":
+        if spec["kind"] not in ("baseline", "model") or group.startswith("probe-"):
             continue
         label = spec["label"]
         if spec["kind"] == "baseline":
@@ -187,7 +187,9 @@ def table2(dataset, state):
     rows = table2_rows(dataset, state)
     shown = {row["method"] for row in rows}
     for spec in GROUPS.values():
-        if spec["kind"] == "timing" or spec.get("optional") or spec["label"] in shown:
+        if spec["kind"] not in ("baseline", "model") or spec.get("optional"):
+            continue
+        if spec["label"] in shown:
             continue
         p = _paper_figures(dataset, spec["label"])
         paper = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
@@ -225,6 +227,51 @@ def table2(dataset, state):
                     f"{pct(extra['test']['Recall@20'])} | {pct(extra['test']['MRR@20'])} | | |"
                 )
     return "\n".join(lines)
+
+
+def probes_table(dataset, state):
+    """Each probe beside the headline (SR-IEM paper, refit): its figures and the difference."""
+    head = [r for r in table2_rows(dataset, state) if r["protocol"] == "refit"]
+    head = next((r for r in head if r["method"] == GROUPS["sriem-paper"]["label"]), None)
+    lines = []
+    for group, spec in GROUPS.items():
+        if not group.startswith("probe-") or spec["kind"] != "model" or head is None:
+            continue
+        for _, r in _records(state, group, refit=True):
+            dr = 100 * r["test"]["Recall@20"] - head["recall@20"]
+            dm = 100 * r["test"]["MRR@20"] - head["mrr@20"]
+            lines.append(
+                f"| {spec['label']} (refit, seed {r['settings']['seed']}) | "
+                f"{pct(r['test']['Recall@20'])} | {pct(r['test']['MRR@20'])} | "
+                f"{dr:+.2f} | {dm:+.2f} |"
+            )
+    ties = state["runs"].get("probe-ties")
+    if is_done(ties):
+        base = ties["rules"]["favour"]
+        for rule, text in (
+            ("favour", "ties in the target's favour (ours)"),
+            ("against", "ties counted against the target"),
+            ("average", "the tied group's average rank"),
+        ):
+            m = ties["rules"][rule]
+            dr = 100 * (m["Recall@20"] - base["Recall@20"])
+            dm = 100 * (m["MRR@20"] - base["MRR@20"])
+            lines.append(
+                f"| same scores ({ties['of']}), {text} | {pct(m['Recall@20'])} | "
+                f"{pct(m['MRR@20'])} | {dr:+.2f} | {dm:+.2f} |"
+            )
+    if not lines:
+        return ""
+    std = head["std"] if head else None
+    spread = (
+        f" The headline's seed standard deviation is {std[0]:.2f} / {std[1]:.2f}." if std else ""
+    )
+    return (
+        "| probe | R@20 | MRR@20 | Δ R@20 | Δ MRR@20 |\n|---|---|---|---|---|\n"
+        + "\n".join(lines)
+        + "\n\nΔ: against the headline (SR-IEM (paper), refit, mean over seeds) for retrained "
+        "probes; against the same scores with our tie rule for the tie probe." + spread
+    )
 
 
 def commits_note(state):
@@ -557,6 +604,9 @@ def runs_table(state):
             cmd = f"`{r['command']}`" if "command" in r else "(running)"
             sel = r.get("selected_epoch", "-")
             seed = s.get("seed", "-")
+        elif r.get("group") == "probe-ties":
+            ep, sel, seed = "-", "-", 0
+            cmd = f"in-process: the scores of `{r.get('of')}`'s model under three tie rules"
         elif r.get("group") == "timing":
             ep, sel, seed = "-", "-", s.get("seed", "-")
             cmd = f"in-process (`--runs timing`), {r.get('steps')} steps x {r.get('rounds')} rounds"
@@ -653,6 +703,9 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench, state_dir=None):
         "refit runs (of the validation-selected epoch where no refit run is done yet); "
         "error bars: std over seeds (SR-IEM only).\n\n" + fig3(dataset, state, f3)
     )
+    probes = probes_table(dataset, state)
+    if probes:
+        parts.append("### Probes of the gap to the paper\n\n" + probes)
     parts.append("### Table 3: time\n\n" + table3(dataset, state, bench))
     curves = curves_table(state)
     if curves:

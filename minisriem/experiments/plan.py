@@ -27,6 +27,26 @@ GROUPS = {
         "valid_fraction": 0.0,
         "optional": True,
     },
+    "probe-whole-sessions": {
+        "kind": "model",
+        "label": "SR-IEM (paper), whole sessions (L = 69, DIGINETICA's longest)",
+        "variant": "paper",
+        "settings": {"L": 69},
+        "optional": True,
+    },
+    "probe-released-loader": {
+        "kind": "model",
+        "label": "SR-IEM (paper), the released code's loader (batch 256, no shuffling)",
+        "variant": "paper",
+        "settings": {"batch_size": 256, "shuffle": False},
+        "optional": True,
+    },
+    "probe-ties": {
+        "kind": "ties",
+        "label": "SR-IEM (paper), refit seed 0: other tie rules on the same scores",
+        "of": "sriem-paper-seed0-refit",
+        "optional": True,
+    },
 }
 TIMED_GROUPS = ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat")
 """The models Table 3 times, with the settings of their runs."""
@@ -69,8 +89,12 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
     runs = []
     for group in groups:
         spec = GROUPS[group]
-        if spec["kind"] == "baseline":
-            runs.append({"name": group, "group": group, "kind": "baseline", "label": spec["label"]})
+        if spec["kind"] in ("baseline", "ties"):
+            runs.append(
+                {"name": group, "group": group, "kind": spec["kind"], "label": spec["label"]}
+            )
+            if spec["kind"] == "ties":
+                runs[-1]["of"] = spec["of"]
             continue
         if spec["kind"] == "timing":
             settings = {"seed": int(seeds[0]), **overrides}
@@ -92,6 +116,7 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
                 "epochs": int(epochs),
                 **overrides,
             }
+            settings.update(spec.get("settings", {}))
             if "valid_fraction" in spec:
                 settings["valid_fraction"] = spec["valid_fraction"]
             name = f"{group}-seed{seed}"

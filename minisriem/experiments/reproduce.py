@@ -373,7 +373,7 @@ class Reproduction:
 
     def do(self, run):
         """Do one run unless it is finished; False when it was interrupted."""
-        from minisriem.experiments.runners import run_baseline, run_model
+        from minisriem.experiments.runners import run_baseline, run_model, run_tie_probe
         from minisriem.experiments.state import save_ranks
         from minisriem.experiments.timing import run_timing
 
@@ -386,7 +386,10 @@ class Reproduction:
                 self.log(f"{name}: its phase 1 ({run['of']}) is not finished yet, skipped")
                 return True
             run = {**run, "settings": {**run["settings"], "epochs": of["selected_epoch"]}}
-        if run["kind"] != "baseline":
+        if run["kind"] == "ties" and not is_done(records.get(run["of"])):
+            self.log(f"{name}: needs {run['of']} finished first, skipped")
+            return True
+        if run["kind"] not in ("baseline", "ties"):
             self._check_settings(run, record)
         # Baselines are cheap: a refresh fits them again (recording what newer code records).
         refresh = self.refresh and run["kind"] in ("model", "refit", "baseline")
@@ -408,6 +411,9 @@ class Reproduction:
                 run, self.ds, self.log, lambda ranks: save_ranks(self.state_dir, name, ranks)
             )
             record["protocol"] = "all-train"
+            record["wall_seconds"] = time.perf_counter() - started
+        elif run["kind"] == "ties":
+            record = run_tie_probe(run, self.ds, self.out, self.log)
             record["wall_seconds"] = time.perf_counter() - started
         elif run["kind"] == "timing":
             record = run_timing(run, self.ds, self.timing, self.threads, self.log)

@@ -178,3 +178,37 @@ def run_model(
         by_length=_by_length(ranks, ds.test.lengths),
     )
     return True
+
+
+def run_tie_probe(run, ds, out, log=print):
+    """Rank the test set with a finished run's model under the three tie rules.
+
+    Returns
+    -------
+    dict, the record: ``rules`` maps "favour", "against", "average" to
+    Recall@20 / MRR@20, and ``tied_examples`` counts the test examples where
+    some other item scores exactly the target's score
+    """
+    import numpy as np
+
+    from minisriem.checkpoint import load_model
+    from minisriem.experiments.probes import TIE_RULES, at20, model_tie_ranks
+
+    run_dir = os.path.join(out, run["of"])
+    saved = load_model(run_dir)
+    item_seq, item_seq_len, targets = ds.test.padded(saved.config.L)
+    ranks = model_tie_ranks(saved.model, item_seq, item_seq_len, targets)
+    rules = {rule: at20(ranks[rule]) for rule in TIE_RULES}
+    for rule in TIE_RULES:
+        log(
+            f"ties {rule}: R@20 {100 * rules[rule]['Recall@20']:.2f} "
+            f"MRR@20 {100 * rules[rule]['MRR@20']:.2f}"
+        )
+    return {
+        "status": "finished",
+        "label": run["label"],
+        "of": run["of"],
+        "rules": rules,
+        "tied_examples": int(np.sum(ranks["against"] > ranks["favour"])),
+        "test_examples": int(len(targets)),
+    }
