@@ -17,8 +17,9 @@ import numpy as np
 __all__ = [
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
-    "rel_error",
     "max_relative_error",
+    "check_layer",
+    "check_model",
     "random_session_batch",
 ]
 
@@ -70,17 +71,12 @@ def eval_numerical_gradient_array(f, x, dout, h=1e-5):
     return eval_numerical_gradient(lambda: np.sum(f() * dout), x, h)
 
 
-def rel_error(x, y):
-    """Largest elementwise relative error ``|x - y| / max(1e-8, |x| + |y|)``."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
-
-
 def max_relative_error(numeric, analytic):
     """Error of a whole gradient: ``max|numeric - analytic| / max(max|numeric|, max|analytic|)``.
 
-    Unlike :func:`rel_error`, this does not blow up on entries that are near
-    zero in both gradients. Returns 0.0 when both gradients are exactly zero.
+    Unlike an elementwise relative error, this does not blow up on entries
+    that are near zero in both gradients. Returns 0.0 when both gradients
+    are exactly zero.
     """
     a = np.asarray(numeric, dtype=np.float64)
     b = np.asarray(analytic, dtype=np.float64)
@@ -88,6 +84,74 @@ def max_relative_error(numeric, analytic):
     if scale == 0.0:
         return 0.0
     return float(np.abs(a - b).max() / scale)
+
+
+def check_layer(forward, backward, args, wrt, rng, tol=1e-6):
+    """Gradient-check a layer's ``backward`` against central differences of its ``forward``.
+
+    The one harness of the project: the tests and the tutorial checks use it.
+    The fake loss ``sum(forward(*args)[0] * dout)`` with a random ``dout``
+    checks the whole backward pass with one scalar.
+
+    Parameters
+    ----------
+    forward : callable, ``forward(*args) -> (out, cache)``
+    backward : callable, ``backward(dout, cache) -> grads`` (a tuple, or one array)
+    args : list, the forward's arguments (float64 arrays for those checked)
+    wrt : dict, index of each argument to check -> position of its gradient in
+        ``backward``'s result
+    rng : numpy.random.Generator, draws ``dout``
+    tol : float, the largest :func:`max_relative_error` allowed
+
+    Returns
+    -------
+    tuple, the analytic gradients
+
+    Raises
+    ------
+    AssertionError
+        Naming the argument and its error, when one is above ``tol``.
+    """
+    out, cache = forward(*args)
+    dout = rng.standard_normal(np.shape(out))
+    grads = backward(dout, cache)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    for arg_i, grad_i in wrt.items():
+        num = eval_numerical_gradient_array(lambda: forward(*args)[0], args[arg_i], dout)
+        err = max_relative_error(num, grads[grad_i])
+        assert err < tol, f"argument {arg_i}: relative error {err:.2e} (tolerance {tol:g})"
+    return grads
+
+
+def check_model(model, item_seq, item_seq_len, targets, tol=1e-6, min_gradient=1e-6):
+    """Gradient-check ``model.loss_and_grads`` for every parameter (float64 model).
+
+    Parameters
+    ----------
+    model : SRIEM built with ``dtype=np.float64``
+    item_seq, item_seq_len, targets : a batch (see :func:`random_session_batch`)
+    tol : float, the largest :func:`max_relative_error` allowed per parameter
+    min_gradient : float; a parameter whose numerical gradient stays below
+        this is reported, since a relative check of a near-zero gradient
+        measures rounding, not the backward pass
+
+    Returns
+    -------
+    dict, parameter name -> relative error
+    """
+    loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
+    grads = {k: np.array(g, dtype=np.float64) for k, g in grads.items()}  # keep a copy
+    assert set(grads) == set(model.params), "one gradient per parameter"
+    errors = {}
+    for name, w in model.params.items():
+        assert grads[name].shape == w.shape, f"{name}: gradient of shape {grads[name].shape}"
+        num = eval_numerical_gradient(
+            lambda: model.loss_and_grads(item_seq, item_seq_len, targets)[0], w
+        )
+        assert np.abs(num).max() > min_gradient, f"{name}: gradient too small to check"
+        errors[name] = max_relative_error(num, grads[name])
+        assert errors[name] < tol, f"{name}: relative error {errors[name]:.2e}"
+    return errors
 
 
 def random_session_batch(rng, B, L, n_items):

@@ -11,7 +11,8 @@ import pytest
 
 from minisriem import importance, layers
 from minisriem.gradcheck import (
-    eval_numerical_gradient,
+    check_layer,
+    check_model,
     eval_numerical_gradient_array,
     max_relative_error,
     random_session_batch,
@@ -68,7 +69,31 @@ def sat_reference(emb, item_seq_len, p):
     return z_l, beta
 
 
-REFERENCES = {"stamp": stamp_reference, "sat": sat_reference}
+def iem_reference(emb, item_seq_len, p, variant):
+    """SR-IEM's module, eq. (1)-(6), one session at a time (and the released code's form)."""
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    z_l, beta = np.zeros((len(emb), d)), np.zeros((len(emb), L))
+    for b, t in enumerate(item_seq_len):
+        e = emb[b, :t]  # t,d
+        if variant == "paper":
+            Q, K = sigmoid(e @ p["Wq"]), sigmoid(e @ p["Wk"])  # (1), (2)
+            C = sigmoid(Q @ K.T) / np.sqrt(d)  # (3)
+            divide = t
+        else:
+            C = sigmoid((e @ p["Wq"]) @ (e @ p["Wk"]).T / np.sqrt(d))
+            divide = max(t - 1, 1)
+        alpha = np.array([sum(C[i, j] for j in range(t) if j != i) / divide for i in range(t)])
+        w = np.exp(alpha - alpha.max())  # (5)
+        beta[b, :t] = w / w.sum()
+        z_l[b] = beta[b, :t] @ e  # (6)
+    return z_l, beta
+
+
+REFERENCES = {
+    "stamp": lambda emb, lens, p, variant: stamp_reference(emb, lens, p),
+    "sat": lambda emb, lens, p, variant: sat_reference(emb, lens, p),
+    "iem": iem_reference,
+}
 
 
 # --------------------------------------------------------------------------
@@ -76,27 +101,16 @@ REFERENCES = {"stamp": stamp_reference, "sat": sat_reference}
 # --------------------------------------------------------------------------
 def test_scaled_dot(rng):
     Q, K = rng.standard_normal((B, L, d)), rng.standard_normal((B, L, d))
-    S, cache = importance.scaled_dot_forward(Q, K, 0.5)
+    S, _ = importance.scaled_dot_forward(Q, K, 0.5)
     np.testing.assert_allclose(S[1], 0.5 * Q[1] @ K[1].T)
-    dS = rng.standard_normal(S.shape)
-    dQ, dK = importance.scaled_dot_backward(dS, cache)
-    for x, dx in ((Q, dQ), (K, dK)):
-        num = eval_numerical_gradient_array(
-            lambda: importance.scaled_dot_forward(Q, K, 0.5)[0], x, dS
-        )
-        assert max_relative_error(num, dx) < TOL
+    fwd, bwd = importance.scaled_dot_forward, importance.scaled_dot_backward
+    check_layer(fwd, bwd, [Q, K, 0.5], {0: 0, 1: 1}, rng, tol=TOL)
 
 
 def test_attention_apply(rng):
     A, V = rng.standard_normal((B, L, L)), rng.standard_normal((B, L, d))
-    H, cache = importance.attention_apply_forward(A, V)
-    dH = rng.standard_normal(H.shape)
-    dA, dV = importance.attention_apply_backward(dH, cache)
-    for x, dx in ((A, dA), (V, dV)):
-        num = eval_numerical_gradient_array(
-            lambda: importance.attention_apply_forward(A, V)[0], x, dH
-        )
-        assert max_relative_error(num, dx) < TOL
+    fwd, bwd = importance.attention_apply_forward, importance.attention_apply_backward
+    check_layer(fwd, bwd, [A, V], {0: 0, 1: 1}, rng, tol=TOL)
 
 
 def test_mean_weights(batch):
@@ -118,13 +132,16 @@ def test_registered_with_disjoint_keys():
             assert not keys & {"E", "Wq", "Wk", "W0", "b0"}, keys
 
 
-@pytest.mark.parametrize("name", VARIANTS)
-def test_module_matches_slow_reference(name, rng, batch):
+@pytest.mark.parametrize(
+    "name, variant", [("stamp", "paper"), ("sat", "paper"), ("iem", "paper"), ("iem", "official")]
+)
+def test_module_matches_slow_reference(name, variant, rng, batch):
     item_seq, item_seq_len, _ = batch
     emb = rng.standard_normal((B, L, d))
-    p = module_params(name, rng)
-    z_l, cache = MODULES[name][0](emb, item_seq_len, p, "paper")
-    want_z, want_beta = REFERENCES[name](emb, item_seq_len, p)
+    shapes = PARAM_SHAPES[name](d, 3, variant)
+    p = {k: 2 * rng.standard_normal(s) for k, s in shapes.items()}
+    z_l, cache = MODULES[name][0](emb, item_seq_len, p, variant)
+    want_z, want_beta = REFERENCES[name](emb, item_seq_len, p, variant)
     np.testing.assert_allclose(z_l, want_z, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cache["beta"], want_beta, rtol=1e-12, atol=1e-12)
 
@@ -211,15 +228,7 @@ def test_model_gradient_check(name, variant, backend):
     for w in model.params.values():
         w *= 3.0  # away from the near-linear regime, so every gradient is sizeable
     item_seq, item_seq_len, targets = random_session_batch(rng, 7, 5, 15)
-    grads = copy_grads(model.loss_and_grads(item_seq, item_seq_len, targets)[1])
-    assert set(grads) == set(model.params)
-    for key, w in model.params.items():
-        num = eval_numerical_gradient(
-            lambda: model.loss_and_grads(item_seq, item_seq_len, targets)[0], w
-        )
-        assert np.abs(num).max() > 1e-6, f"{key}: gradient too small to check"
-        err = max_relative_error(num, grads[key])
-        assert err < TOL, f"{name} {variant} {key}: relative error {err:.2e}"
+    check_model(model, item_seq, item_seq_len, targets, tol=TOL)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
