@@ -47,6 +47,10 @@ __all__ = [
     "scores_backward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    "l2_normalize_forward",
+    "l2_normalize_backward",
+    "dropout_forward",
+    "dropout_backward",
     "valid_mask",
 ]
 
@@ -490,3 +494,74 @@ def softmax_cross_entropy_backward(dloss, cache):
     dscores[np.arange(B), target_idx] -= 1.0
     dscores *= dloss / B
     return dscores
+
+
+# --------------------------------------------------------------------------
+# beyond the paper (SR-IEM+): normalised representations, dropout
+# --------------------------------------------------------------------------
+def l2_normalize_forward(x, eps=1e-12):
+    """Scale every row (last axis) of ``x`` to unit length, as NISER (Gupta et al., 2019) does
+    to the item embeddings and the session representation before scoring.
+
+    ``y = x / sqrt(sum(x**2) + eps)`` per row; ``eps`` keeps a zero row (the
+    padding embedding) at zero instead of dividing by zero.
+
+    Parameters
+    ----------
+    x : array of shape (..., d)
+    eps : float
+
+    Returns
+    -------
+    y : array of the shape of ``x``
+    cache : tuple
+    """
+    norm = np.sqrt((x * x).sum(axis=-1, keepdims=True) + eps)  # ...,1
+    y = x / norm
+    return y, (y, norm)
+
+
+def l2_normalize_backward(dy, cache):
+    """``dx = (dy - y * sum(dy * y)) / norm`` per row: the part of ``dy`` along ``y`` is
+    removed, since moving ``x`` along itself does not change ``y``.
+
+    Returns
+    -------
+    dx : array of the shape of ``dy``
+    """
+    y, norm = cache
+    return (dy - y * (dy * y).sum(axis=-1, keepdims=True)) / norm
+
+
+def dropout_forward(x, p, rng):
+    """Inverted dropout: zero each entry with probability ``p``, scale the rest by ``1/(1-p)``.
+
+    The expected output equals ``x``, so nothing changes at evaluation time
+    (call the layer only in training). ``rng`` (a ``numpy.random.Generator``)
+    is passed in, never global, so a seeded run draws the same masks.
+
+    Parameters
+    ----------
+    x : array of any shape
+    p : float in [0, 1)
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    y : array of the shape of ``x``
+    cache : the mask (``0`` or ``1/(1-p)`` per entry, in ``x``'s dtype)
+    """
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    mask = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)
+    return x * mask, mask
+
+
+def dropout_backward(dy, cache):
+    """``dx = dy * mask``.
+
+    Returns
+    -------
+    dx : array of the shape of ``dy``
+    """
+    return dy * cache

@@ -192,3 +192,39 @@ def test_softmax_cross_entropy_is_stable_for_large_scores():
     assert loss == pytest.approx((1e4 + np.log(3)) / 2, rel=1e-6)
     assert np.all(np.isfinite(dscores))
     np.testing.assert_allclose(dscores.sum(axis=1), 0.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------
+# SR-IEM+ layers
+
+
+def test_l2_normalize(rng):
+    x = rng.standard_normal((B, L, d))
+    x[0, 0] = 0.0  # a zero row (padding) stays zero, no division by zero
+    y, _ = layers.l2_normalize_forward(x)
+    np.testing.assert_allclose(np.linalg.norm(y[1:], axis=-1), 1.0)
+    assert np.all(y[0, 0] == 0) and np.all(np.isfinite(y))
+    # the gradient away from 0 (at 0 the function has a kink of height 1/sqrt(eps))
+    x = rng.standard_normal((B, L, d))
+    check_layer(layers.l2_normalize_forward, layers.l2_normalize_backward, [x], {0: 0}, rng)
+
+
+def test_dropout_is_inverted_seeded_and_gradient_checked(rng):
+    x = rng.standard_normal((400, d))
+    y1, mask = layers.dropout_forward(x, 0.25, np.random.default_rng(5))
+    y2, _ = layers.dropout_forward(x, 0.25, np.random.default_rng(5))
+    np.testing.assert_array_equal(y1, y2)  # the same seed, the same mask
+    kept = mask != 0
+    assert 0.70 < kept.mean() < 0.80
+    np.testing.assert_allclose(y1[kept], x[kept] / 0.75)
+    assert np.all(y1[~kept] == 0)
+    seed = 9
+    check_layer(
+        lambda x: layers.dropout_forward(x, 0.5, np.random.default_rng(seed)),
+        layers.dropout_backward,
+        [x[:5]],
+        {0: 0},
+        rng,
+    )
+    with pytest.raises(ValueError, match="dropout probability"):
+        layers.dropout_forward(x, 1.0, rng)
