@@ -4,10 +4,14 @@ import os
 import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE = ("minisriem", "data_tools", "setup.cfg", "pyproject.toml")
 
 
 def source_commit():
-    """The git commit of this checkout, with ``-dirty`` when tracked files changed.
+    """The git commit of this checkout, with ``-dirty`` when its code has changed since.
+
+    Only the code counts (the packages and the build files): the results a
+    run writes into ``docs/`` change the tree without changing the code.
 
     Returns
     -------
@@ -22,7 +26,7 @@ def source_commit():
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", *CODE],
             capture_output=True,
             text=True,
             timeout=10,
