@@ -374,3 +374,56 @@ def test_run_exercise_reports_all_three_outcomes(capsys):
     assert "passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="relative error"):
         common.run_exercise(checks.check_sigmoid_backward, lambda ds, s: ds * s)
+
+
+# --------------------------------------------------------------------------
+# A check names the cause of a known mistake (it runs before the gradient check)
+# --------------------------------------------------------------------------
+def masked_average_backward_without_diagonal(dalpha, cache):  # masks padding, not i == j
+    M, inv = cache
+    real = M.any(axis=2)  # B,L: rows of sessions longer than 1
+    keep = M | (np.eye(M.shape[1], dtype=bool)[None] & real[:, :, None])
+    return np.where(keep, (dalpha * inv)[:, :, None], 0.0)
+
+
+def ce_log_of_softmax(scores, target_idx):  # subtracts the max, then takes log(softmax)
+    z = scores - scores.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return float(-np.log(p[np.arange(len(scores)), target_idx]).mean()), None
+
+
+def iem_backward_without_sigmoid(dz_l, cache):  # paper: forgets Q = sigmoid(...)
+    q_lin, k_lin, q_sig, k_sig, aff, avg, sm, pool = cache["layers"]
+    dbeta, demb = layers.weighted_pool_backward(dz_l, pool)
+    dC = layers.masked_average_backward(layers.masked_softmax_backward(dbeta, sm), avg)
+    dQ, dK = layers.affinity_backward(dC, aff)
+    demb_q, dWq, _ = layers.linear_backward(dQ, q_lin)
+    demb_k, dWk, _ = layers.linear_backward(dK, k_lin)
+    return demb + demb_q + demb_k, {"Wq": dWq, "Wk": dWk}
+
+
+NAMED_CAUSES = [
+    ("check_sigmoid_backward", (lambda ds, s: ds * s,), r"s \* \(1 - s\)"),
+    ("check_masked_average_backward", (wrong_masked_average_backward,), "at padding"),
+    ("check_masked_average_backward", (masked_average_backward_without_diagonal,), "diagonal"),
+    ("check_masked_softmax_backward", (wrong_masked_softmax_backward,), "misses the term"),
+    ("check_scores_backward", (wrong_scores_backward,), r"dE\[0\] is not zero"),
+    (
+        "check_softmax_cross_entropy",
+        (naive_ce_forward, layers.softmax_cross_entropy_backward),
+        "exp overflows",
+    ),
+    (
+        "check_softmax_cross_entropy",
+        (ce_log_of_softmax, layers.softmax_cross_entropy_backward),
+        r"log\(0\)",
+    ),
+    ("check_iem_backward", (wrong_iem_backward,), "only the pool branch"),
+    ("check_iem_backward", (iem_backward_without_sigmoid,), "skips the sigmoid"),
+]
+
+
+@pytest.mark.parametrize("name,wrong,cause", NAMED_CAUSES, ids=[c[2] for c in NAMED_CAUSES])
+def test_a_check_names_the_cause(name, wrong, cause):
+    with pytest.raises(AssertionError, match=cause):
+        getattr(checks, name)(*wrong)
