@@ -244,6 +244,22 @@ def wrong_iem_backward(dz_l, cache):  # forgets that emb also feeds Q and K
     return demb, {"Wq": dWq, "Wk": dWk}
 
 
+def lib_model_loss_and_grads(model, item_seq, item_seq_len, targets):
+    return model.loss_and_grads(item_seq, item_seq_len, targets)
+
+
+def model_grads_without_lookup(model, item_seq, item_seq_len, targets):  # E: scoring part only
+    z_h, cache = model.session_forward(item_seq, item_seq_len)
+    scores, sc_cache = layers.scores_forward(z_h, model.params["E"])
+    loss, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
+    dz_h, dE = layers.scores_backward(
+        layers.softmax_cross_entropy_backward(1.0, ce_cache), sc_cache
+    )
+    grads = model.session_backward(dz_h, cache)
+    grads["E"] = dE
+    return loss, grads
+
+
 def lib_adam(w, dw, config):
     config["t"] += 1
     c = config
@@ -334,6 +350,11 @@ CHECKS = [
         ],
     ),
     ("check_iem_backward", (iem_backward,), [(wrong_iem_backward,)]),
+    (
+        "check_model_loss_and_grads",
+        (lib_model_loss_and_grads,),
+        [(model_grads_without_lookup,)],
+    ),
     ("check_adam", (lib_adam,), [(adam_without_bias_correction,), (adamw,)]),
     ("check_recall_mrr", (lib_recall_mrr,), [(recall_mrr_ties_against,)]),
     (
@@ -420,6 +441,7 @@ NAMED_CAUSES = [
     ),
     ("check_iem_backward", (wrong_iem_backward,), "only the pool branch"),
     ("check_iem_backward", (iem_backward_without_sigmoid,), "skips the sigmoid"),
+    ("check_model_loss_and_grads", (model_grads_without_lookup,), "scoring part alone"),
 ]
 
 

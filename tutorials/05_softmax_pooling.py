@@ -121,7 +121,7 @@ def main():
     print("large for almost any weights, so sigmoid(Q K^T) is pinned near 1 (step 4)")
 
     plt = common.pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 2.8))
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
     x = np.arange(t)
     for k, (variant, scale) in enumerate([("paper", 10), ("official", 10)]):
         ax.bar(
@@ -133,7 +133,8 @@ def main():
     ax.axhline(1 / t, color="k", lw=0.8, ls="--", label="mean pooling, 1/t")
     ax.set_xlabel("position i in one session")
     ax.set_ylabel("beta_i")
-    ax.legend(fontsize=7)
+    # the legend sits below the axes, where it hides no bar
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     ax.set_title("Weights of one session (eq. 5)")
     common.save_figure(fig, "05_beta.png")
 

@@ -15,7 +15,8 @@ Then, with the paper's ``K = 20``,
     MRR@K    = mean of 1/rank, counting 0 when rank > K (how high is it?)
 
 MRR rewards rank 1 with 1, rank 2 with 1/2, rank 20 with 1/20. Both are
-reported in percent.
+shares, between 0 and 1; tables (the paper's, ``python -m minisriem.train``'s,
+and the ones below) print them in percent, 100 times the share.
 
 The tie rule
 ------------

@@ -29,6 +29,7 @@ if _ROOT not in sys.path:
 
 from minisriem import layers
 from minisriem.gradcheck import (
+    eval_numerical_gradient,
     eval_numerical_gradient_array,
     max_relative_error,
     random_session_batch,
@@ -45,6 +46,7 @@ __all__ = [
     "check_scores_backward",
     "check_softmax_cross_entropy",
     "check_iem_backward",
+    "check_model_loss_and_grads",
     "check_adam",
     "check_recall_mrr",
     "check_embedding_scatter_add",
@@ -510,6 +512,71 @@ def _iem_known_mistakes(variant, dz_l, cache, demb, dparams):
             "variant 'paper': dWq skips the sigmoid of eq. (1). Q = sigmoid(E_s Wq): pass "
             "dQ through sigmoid_backward (cache q_sig) before linear_backward."
         )
+
+
+def check_model_loss_and_grads(loss_and_grads):
+    """Check ``loss_and_grads(model, item_seq, item_seq_len, targets) -> (loss, grads)``.
+
+    The whole model, eq. (1)-(10), on a tiny float64 ``SRIEM`` of each
+    variant (weights scaled x3, as step 8 explains): the loss must match the
+    library's, and every parameter's gradient the central differences.
+    """
+    from minisriem.model import SRIEM
+
+    rng = np.random.default_rng(88)
+    n, d, l, B, L = 9, 5, 3, 6, 4
+    item_seq, item_seq_len, targets = random_session_batch(rng, B, L, n)
+    for variant in ("paper", "official"):
+        model = SRIEM(n, d=d, l=l, variant=variant, seed=3, dtype=np.float64)
+        for w in model.params.values():
+            w *= 3.0
+        want_loss, want = model.loss_and_grads(item_seq, item_seq_len, targets)
+        out = loss_and_grads(model, item_seq, item_seq_len, targets)
+        if out is None:
+            raise AssertionError("loss_and_grads returned None: return (loss, grads)")
+        loss, grads = out
+        if abs(float(loss) - want_loss) > 1e-9 * max(1.0, abs(want_loss)):
+            raise AssertionError(
+                f"variant {variant!r}: loss {float(loss)!r}, expected {want_loss!r}: check the "
+                "forward pass (column j of the scores is item j + 1; targets - 1)"
+            )
+        missing = sorted(set(model.params) - set(grads))
+        if missing:
+            raise AssertionError(f"variant {variant!r}: no gradient for {missing}")
+        for name, w in model.params.items():
+            g = _array(f"variant {variant!r}: the gradient of {name}", grads[name], w.shape)
+            num = eval_numerical_gradient(
+                lambda model=model: model.loss_and_grads(item_seq, item_seq_len, targets)[0], w
+            )
+            err = max_relative_error(num, g)
+            if err < TOL:
+                continue
+            hint = ""
+            if name == "E":
+                if np.allclose(g, _scoring_part(model, item_seq, item_seq_len, targets)):
+                    hint = (
+                        " It is the scoring part alone: add the lookup part, "
+                        "embedding_backward(demb, cache), where demb sums the last item's "
+                        "and the importance module's pieces."
+                    )
+                else:
+                    hint = (
+                        " E is used twice (looked up, and scored against): its gradient is the "
+                        "scoring part plus the scatter-added lookup part, and demb itself sums "
+                        "the last-item and importance pieces."
+                    )
+            raise AssertionError(
+                f"variant {variant!r}: the gradient of {name} is wrong (relative error "
+                f"{err:.1e}).{hint}"
+            )
+
+
+def _scoring_part(model, item_seq, item_seq_len, targets):
+    """The part of dE that comes from the scores (eq. 8) alone."""
+    z_h, _ = model.session_forward(item_seq, item_seq_len)
+    scores, sc_cache = layers.scores_forward(z_h, model.params["E"])
+    _, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
+    return layers.scores_backward(layers.softmax_cross_entropy_backward(1.0, ce_cache), sc_cache)[1]
 
 
 # --------------------------------------------------------------------------

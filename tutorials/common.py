@@ -8,7 +8,14 @@ Environment variables
 MINISRIEM_TUTORIAL_QUICK=1
     Shrink every training run to a few seconds (the test suite sets it).
 MINISRIEM_FIGURES=DIR
-    Write figures to DIR instead of ``tutorials/figures/``.
+    Write figures to DIR instead of ``tutorials/out/`` (which git ignores).
+    ``python tutorials/make_figures.py`` writes the committed ones, in
+    ``tutorials/figures/``.
+MINISRIEM_THREADS=N
+    Threads for BLAS and Numba; default 1. The tutorials' arrays are small,
+    so extra threads mostly wait for each other: on a busy 2-core machine
+    the default thread count made steps 9, 12 and 13 four to five times
+    slower than one thread. Step 11 shows kernels that use more.
 MINISRIEM_DATA=DIR
     Where the real datasets live (``DIR/diginetica/`` holds SR-GNN's
     ``train.txt`` and ``test.txt``); by default ``../shared/data`` next to
@@ -18,11 +25,18 @@ MINISRIEM_DATA=DIR
 import os
 import sys
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # so that `python tutorials/NN_x.py` finds minisriem
     sys.path.insert(0, ROOT)
+
+from minisriem.cli import limit_threads  # noqa: E402 (imports nothing heavy)
+
+# BLAS reads its thread count once, when NumPy is first imported: so this comes
+# before `import numpy`, and every step imports common first.
+THREADS = int(os.environ.get("MINISRIEM_THREADS") or 1)
+limit_threads(THREADS)
+
+import numpy as np  # noqa: E402
 
 QUICK = os.environ.get("MINISRIEM_TUTORIAL_QUICK", "") not in ("", "0")
 
@@ -43,8 +57,8 @@ def heading(title):
 # figures
 # --------------------------------------------------------------------------
 def figures_dir():
-    """The folder figures go to: ``$MINISRIEM_FIGURES`` or ``tutorials/figures``."""
-    folder = os.environ.get("MINISRIEM_FIGURES") or os.path.join(ROOT, "tutorials", "figures")
+    """The folder figures go to: ``$MINISRIEM_FIGURES``, else ``tutorials/out`` (git-ignored)."""
+    folder = os.environ.get("MINISRIEM_FIGURES") or os.path.join(ROOT, "tutorials", "out")
     os.makedirs(folder, exist_ok=True)
     return folder
 
@@ -56,7 +70,7 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "figure.dpi": 80})
+    plt.rcParams.update({"font.size": 10, "figure.dpi": 100})
     return plt
 
 
@@ -66,7 +80,7 @@ def save_figure(fig, name):
     path = os.path.join(figures_dir(), name)
     if fig.get_layout_engine() is None:  # a figure made with layout="constrained" has one
         fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"figure written: {path}")
     return path
