@@ -394,7 +394,7 @@ def test_run_exercise_reports_all_three_outcomes(capsys):
     assert common.run_exercise(checks.check_sigmoid_backward, layers.sigmoid_backward) is True
     assert "passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="relative error"):
-        common.run_exercise(checks.check_sigmoid_backward, lambda ds, s: ds * s)
+        common.run_exercise(checks.check_sigmoid_backward, lambda ds, s: 2 * ds * s * (1 - s))
 
 
 # --------------------------------------------------------------------------
