@@ -205,12 +205,14 @@ def train_model(
     lr_step=3,
     seed=0,
     every=None,
+    on_step=None,
 ):
     """Train ``model`` in place with Adam, L2 and the step schedule (see step 9).
 
     Each epoch visits the examples in a fresh random order; the learning rate
     of epoch ``e`` is ``lr * 0.1 ** (e // lr_step)``. Training stops after
     ``epochs`` epochs or ``max_steps`` steps, whichever comes first.
+    ``on_step()``, when given, is called after every step.
 
     Returns
     -------
@@ -231,6 +233,8 @@ def train_model(
             loss, grads = model.loss_and_grads(item_seq[b], item_seq_len[b], targets[b])
             opt.step(model.params, grads)
             losses.append(loss)
+            if on_step is not None:
+                on_step()
             if every and len(losses) % every == 0:
                 print(
                     f"  step {len(losses):5d}  epoch {epoch}  lr {opt.lr:.0e}  "
@@ -250,3 +254,56 @@ def evaluate_model(model, item_seq, item_seq_len, targets, k=20):
 
     ranks = model_ranks(model, item_seq, item_seq_len, targets)
     return recall_at_k(ranks, k), mrr_at_k(ranks, k)
+
+
+def noise_weight(beta, item_seq_len, noise):
+    """Mean of ``t * beta`` over noise clicks and over clean clicks (1 = mean pooling).
+
+    Returns
+    -------
+    noisy, clean : float, over the real positions of sessions with both kinds
+    """
+    counted, _, _ = noise_lowest(beta, item_seq_len, noise)
+    real = np.arange(beta.shape[1])[None, :] < np.asarray(item_seq_len)[:, None]
+    tb = beta * np.asarray(item_seq_len)[:, None]
+    rows = counted[:, None]
+    return float(tb[rows & real & noise].mean()), float(tb[rows & real & ~noise].mean())
+
+
+# --------------------------------------------------------------------------
+# the quick start's protocol (python -m minisriem.train on synthetic data)
+# --------------------------------------------------------------------------
+def quickstart_run(ds, variant, seed, epochs=None):
+    """Train as ``python -m minisriem.train --variant VARIANT --seed SEED`` does.
+
+    Same settings and protocol as the quick start: the paper's
+    hyper-parameters, 10% of the training sessions held out for validation,
+    3 epochs on synthetic data, and the test figures of the epoch with the
+    best validation Recall@20. The run directory is temporary.
+
+    Returns
+    -------
+    dict with "recall", "mrr" (test, selected epoch), "epoch" and "model" (SRIEM)
+    """
+    import tempfile
+
+    from minisriem.workflow import SYNTHETIC_EPOCHS, train
+
+    with tempfile.TemporaryDirectory() as out:
+        result = train(
+            ds,
+            out=out,
+            progress=False,
+            log=lambda line: None,
+            variant=variant,
+            seed=seed,
+            epochs=epochs or SYNTHETIC_EPOCHS,
+        )
+        selected = result.summary["selected"]
+        model = result.load_model().model
+    return {
+        "recall": selected["test"]["Recall@20"],
+        "mrr": selected["test"]["MRR@20"],
+        "epoch": selected["epoch"],
+        "model": model,
+    }
