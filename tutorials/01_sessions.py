@@ -1,6 +1,8 @@
 """Step 1: sessions as data: prefix augmentation, padding, lengths.
 
 Run: python tutorials/01_sessions.py
+Time: about 1 s (CPU time on one thread, measured; about the wall time on an
+idle machine). Nothing to gain from threads: it is mostly starting Python.
 
 The task
 --------

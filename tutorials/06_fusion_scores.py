@@ -1,6 +1,8 @@
 """Step 6: fusion with the current interest, and scoring every item (eq. 7-8).
 
 Run: python tutorials/06_fusion_scores.py
+Time: about 1 s (CPU time on one thread, measured; about the wall time on an
+idle machine). Nothing to gain from threads: it is mostly starting Python.
 
 The idea
 --------
