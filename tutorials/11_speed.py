@@ -1,9 +1,11 @@
 """Step 11: speed: each Numba kernel beside its NumPy twin, their agreement, their timing.
 
 Run: python tutorials/11_speed.py
-Time: about 2 s (CPU time on one thread, measured; about the wall time on an
-idle machine). Its kernels use the threads you give them: MINISRIEM_THREADS=2
-shows the parallel ones at work on two cores.
+Time: about 12 s (CPU time on one thread, measured; about the wall time on an
+idle machine); quick mode (MINISRIEM_TUTORIAL_QUICK=1, smaller arrays) about
+2 s. Its kernels use the threads you give them: MINISRIEM_THREADS=2 shows the
+parallel ones at work on two cores. Its timings are only as good as the
+machine is quiet: on a busy one, compare the ratios, not the times.
 
 Where the time goes
 -------------------
