@@ -1,6 +1,12 @@
 """Step 13: the paper vs the authors' code: what differs, and what it does.
 
-Run: python tutorials/13_paper_vs_code.py          (see "Time" below)
+Run: python tutorials/13_paper_vs_code.py
+Time: about TFULL s (CPU time on one thread, measured; about the wall time on an
+idle machine): three 3-epoch runs, then six quick-start runs (2 variants x 3
+seeds). Quick mode (MINISRIEM_TUTORIAL_QUICK=1, 25 steps, 1 seed on a small
+dataset) about 3 s. To run faster: quick mode; on a busy machine keep the
+default of one thread (MINISRIEM_THREADS): 15 s against 80 s with the
+default thread count, as a student measured on the previous version.
 
 What differs
 ------------
@@ -34,23 +40,28 @@ Wq, Wk get gradients of about 1e-17 (exactly 0 in float32). They do not learn.
 And they do not even stay put: Adam with coupled L2 (step 9) adds ``l2 * w``
 to a zero gradient, and Adam divides by the gradient's own size. While
 ``l2 * |w|`` is well above Adam's ``eps = 1e-8`` (``|w| > 1e-3`` here), each
-step moves ``w`` by about ``lr = 1e-3`` towards zero, however small ``l2`` is:
-the paper's mean ``|Wq|`` of 0.035 falls by about 0.001 a step. Below that
+step moves ``w`` by up to ``lr = 1e-3`` towards zero, however small ``l2`` is:
+the paper's mean ``|Wq|`` of 0.035 falls to 0.014 in 30 steps. Below that
 the step is about ``lr * l2 * w / (sqrt(vhat) + eps)``, proportional to
 ``w``: the shrinking does not stop, it becomes geometric, a constant factor
 per step (``sqrt(vhat)`` still remembers the larger gradients of the first
 steps, so the factor is close to 1, not the 0 that ``lr * l2 / eps = 1`` would
-suggest). After three epochs mean ``|Wq|`` is around 1e-18; the run below
-prints its path.
+suggest): 7e-4 after 100 steps, 1e-8 after 300, around 1e-18 after the
+720 steps of three epochs. The run below prints the path.
 
 The released code's Wq shrinks at first too, for the same reason: at
 initialisation its weights are nearly uniform, so the loss hardly depends on
 Wq and its gradient is small and changes sign from batch to batch, while
 the L2 term ``l2 * w`` always points towards zero. Adam's running mean ``m``
-keeps the consistent part, so for the first tens of steps the L2 pull wins
-and mean ``|Wq|`` dips; once the weights start to matter, the loss gradient
-takes over and ``|Wq|`` grows. The run below prints both gradients' sizes at
-initialisation and the path of mean ``|Wq|``.
+keeps the consistent part, so at first the L2 pull wins and mean ``|Wq|``
+dips: at initialisation the loss gradient of Wq is about 3e-9 against 3.5e-7
+for ``l2 * |w|``, and for about 100 steps the code's ``|Wq|`` follows the
+paper's path to the printed digits (down to 7e-4). Once ``E`` has learned
+enough structure for the weights to matter, the loss gradient takes over and
+``|Wq|`` grows again (5e-2 after 300 steps). Quick mode (25 steps) shows
+only the dip. The run prints both gradients' sizes at initialisation and the
+path of mean ``|Wq|``. This lost start is one reason the code's weights are
+still small after three epochs (below).
 
 In the code's form ``C_ij = sigmoid(q_i . k_j / sqrt(d))`` can be anywhere in
 (0, 1), sits at 0.5 at initialisation (the steep middle of the sigmoid), and
@@ -76,12 +87,13 @@ What it finds: the code's weights do learn to spot noise (a noise click gets
 the lowest weight in about 85% of test prefixes, against 0% for the paper's,
 and ``t * beta`` averages about 0.94 on noise clicks, 1.07 on clean ones),
 but they spread so little, about 13% between the two kinds of click, that
-the gain in Recall@20 stays within the seeds' noise: about zero, and in some
-runs negative, where the code's variant had not yet recovered from the dip
-of its Wq described above. Two reasons, both visible in steps 4-5 and here:
-``alpha_i`` is the *mean* affinity of item i to the others, so even a perfect
+the gain in Recall@20 stays within the seeds' noise: about zero (in the full
+run +0.1 +- 0.8 points over three seeds, two seeds up and one down), far
+from the 8 points a perfect importance would buy. Three reasons, visible in
+steps 4-5 and here: ``alpha_i`` is the *mean* affinity of item i to the others, so even a perfect
 affinity gives a clean click ``alpha`` of only the share of clean partners
-(``beta`` ratios of ``exp(share)``, well below ``e``), and in three epochs the
+(``beta`` ratios of ``exp(share)``, well below ``e``); the first hundred
+steps are lost to the L2 dip above; and in the rest of three epochs the
 learned ``q_i . k_j / sqrt(d)`` stays small, so the sigmoid of the code's
 (3) stays near its middle. ``tutorials/README.md`` lists the numbers of the
 full run and ``benchmarks/synthetic_importance.py`` measures the same runs on
