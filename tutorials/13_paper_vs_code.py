@@ -1,7 +1,7 @@
 """Step 13: the paper vs the authors' code: what differs, and what it does.
 
 Run: python tutorials/13_paper_vs_code.py
-Time: about TFULL s (CPU time on one thread, measured; about the wall time on an
+Time: about 75 s (CPU time on one thread, measured; about the wall time on an
 idle machine): three 3-epoch runs, then six quick-start runs (2 variants x 3
 seeds). Quick mode (MINISRIEM_TUTORIAL_QUICK=1, 25 steps, 1 seed on a small
 dataset) about 3 s. To run faster: quick mode; on a busy machine keep the
