@@ -40,7 +40,8 @@ temporaries; ranking counts and keeps a top-20 buffer in one pass instead of
 sorting each row. Whether it wins, and by how much, depends on the machine:
 measure, as below. (On the 2-core machine these tutorials were written on,
 the fused softmax was no faster than NumPy, whose whole-array operations are
-already vectorised; Adam was about 13x faster, ranking a few hundred times.)
+already vectorised; Adam was about 13x faster, ranking about a hundred times
+on the default one thread and a few hundred times on two.)
 
 Below, each pair runs on the same inputs. Agreement is the largest absolute
 difference (float32 inputs, so about 1e-7 relative is expected: the two
