@@ -1,6 +1,8 @@
 """Step 2: the embedding layer, and why the padding row gets no gradient.
 
 Run: python tutorials/02_embedding.py
+Time: about 1 s (CPU time on one thread, measured; about the wall time on an
+idle machine). Nothing to gain from threads: it is mostly starting Python.
 
 The idea
 --------

@@ -1,6 +1,8 @@
 """Step 8: the whole model: composing the caches, and a model-level gradient check.
 
 Run: python tutorials/08_whole_model.py
+Time: about 1 s (CPU time on one thread, measured; about the wall time on an
+idle machine). Nothing to gain from threads: it is mostly starting Python.
 
 The idea
 --------
@@ -20,6 +22,27 @@ cache. ``minisriem/importance.py`` does this for eq. (1)-(6) (its cache is a
 dict holding the layers' caches in order) and ``minisriem/model.py`` for the
 rest: read ``SRIEM.session_forward`` and ``SRIEM.session_backward`` side by
 side and you will see one line backward for each line forward.
+
+The backward functions, and what each returns
+----------------------------------------------
+Every ``backward(dout, cache)`` returns the gradients of its forward's
+*array* arguments, in the forward's order (a tuple when there are several):
+
+    layers.embedding_backward(demb, cache)             -> dE
+    layers.linear_backward(dy, cache)                  -> (dx, dW, db)   db None without a bias
+    layers.sigmoid_backward(ds, cache)                 -> dx
+    layers.affinity_backward(dC, cache)                -> (dQ, dK)
+    layers.masked_average_backward(dalpha, cache)      -> dC
+    layers.masked_softmax_backward(dbeta, cache)       -> dalpha
+    layers.weighted_pool_backward(dz_l, cache)         -> (dbeta, demb)
+    layers.last_item_backward(dz_s, cache)             -> demb
+    layers.fusion_backward(dz_h, cache)                -> (dz_l, dz_s, dW0, db0)  db0: None, paper
+    layers.scores_backward(dscores, cache)             -> (dz_h, dE)
+    layers.softmax_cross_entropy_backward(dloss, cache) -> dscores
+    importance.iem_backward(dz_l, cache)               -> (demb, {"Wq": dWq, "Wk": dWk})
+
+So the query's linear layer gives ``demb_q, dWq, _ = layers.linear_backward(dQ, q_lin)``:
+the ``_`` is the bias gradient, None here.
 
 Where a value is used more than once, gradients ADD
 ---------------------------------------------------
@@ -53,7 +76,7 @@ the same code either way.
 
 import common
 import numpy as np
-from checks import check_iem_backward
+from checks import check_iem_backward, check_model_loss_and_grads
 
 from minisriem import layers
 from minisriem.gradcheck import eval_numerical_gradient, max_relative_error, random_session_batch
@@ -144,22 +167,36 @@ def main():
 
 
 # ==========================================================================
-# EXERCISE
-# Write the importance module's backward pass (eq. 1-6), from the layers'
-# backward functions, in both variants. ``cache`` is what
-# ``minisriem.importance.iem_forward`` returns; ``cache["layers"]`` holds, in
-# order: q_lin, k_lin, q_sig, k_sig (None for "official", which has no
-# sigmoid), aff, avg, sm, pool. Return ``(demb, {"Wq": dWq, "Wk": dWk})``.
-# Remember: emb feeds three branches.
-# Run this file to check it, or from the repository root check any function:
+# EXERCISE (two parts)
+# 1. Write the importance module's backward pass (eq. 1-6), from the layers'
+#    backward functions above, in both variants. ``cache`` is what
+#    ``minisriem.importance.iem_forward`` returns; ``cache["layers"]`` holds, in
+#    order: q_lin, k_lin, q_sig, k_sig (None for "official", which has no
+#    sigmoid), aff, avg, sm, pool. Return ``(demb, {"Wq": dWq, "Wk": dWk})``.
+#    Remember: emb feeds three branches.
+# 2. The whole model, eq. (1)-(10): write ``my_model_loss_and_grads(model,
+#    item_seq, item_seq_len, targets) -> (loss, grads)``, a dict with a
+#    gradient for every key of ``model.params`` ("E", "Wq", "Wk", "W0", and
+#    "b0" for "official"), from the layers and an IEM backward (yours from
+#    part 1, or the library's). Do not call the model's own methods. Compose
+#    the forward as ``main()`` does, then walk back; E gets two parts.
+# Run this file to check both, or from the repository root check any function:
 #   python -c "from tutorials.checks import check_iem_backward as c; \
 #              from minisriem.importance import iem_backward; c(iem_backward)"
+#   python -c "from tutorials.checks import check_model_loss_and_grads as c; \
+#              c(lambda m, *batch: m.loss_and_grads(*batch))"
 # ==========================================================================
 def my_iem_backward(dz_l, cache):
     q_lin, k_lin, q_sig, k_sig, aff, avg, sm, pool = cache["layers"]
     raise NotImplementedError  # replace with your code
 
 
+def my_model_loss_and_grads(model, item_seq, item_seq_len, targets):
+    # model.params holds "E", "Wq", "Wk", "W0", and "b0" when model.variant == "official"
+    raise NotImplementedError  # replace with your code
+
+
 if __name__ == "__main__":
     main()
     common.run_exercise(check_iem_backward, my_iem_backward)
+    common.run_exercise(check_model_loss_and_grads, my_model_loss_and_grads)

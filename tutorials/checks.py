@@ -19,6 +19,7 @@ Where a check takes a ``forward`` too, you may pass your own forward pass
 
 import os
 import sys
+from itertools import combinations
 
 import numpy as np
 
@@ -28,6 +29,7 @@ if _ROOT not in sys.path:
 
 from minisriem import layers
 from minisriem.gradcheck import (
+    eval_numerical_gradient,
     eval_numerical_gradient_array,
     max_relative_error,
     random_session_batch,
@@ -44,6 +46,7 @@ __all__ = [
     "check_scores_backward",
     "check_softmax_cross_entropy",
     "check_iem_backward",
+    "check_model_loss_and_grads",
     "check_adam",
     "check_recall_mrr",
     "check_embedding_scatter_add",
@@ -83,11 +86,14 @@ def _same(name, got, want, tol=1e-10):
         )
 
 
-def _gradcheck(name, forward, backward, args, wrt, rng, arg_names):
+def _gradcheck(name, forward, backward, args, wrt, rng, arg_names, specific=None):
     """Central differences of ``sum(forward(*args)[0] * dout)`` against ``backward``.
 
     ``wrt`` maps the index of each argument to check to the position of its
-    gradient in what ``backward(dout, cache)`` returns. Returns the gradients.
+    gradient in what ``backward(dout, cache)`` returns. ``specific(grads)``,
+    when given, runs first: a check for one known mistake names its cause,
+    where the gradient check that follows can only say "wrong". Returns the
+    gradients.
     """
     out, cache = forward(*args)
     dout = rng.standard_normal(np.shape(out))
@@ -95,6 +101,10 @@ def _gradcheck(name, forward, backward, args, wrt, rng, arg_names):
     if grads is None:
         raise AssertionError(f"{name} returned None: did you forget a `return`?")
     grads = _as_tuple(grads)
+    for arg_i, grad_i in wrt.items():
+        _array(f"{name}: the gradient of {arg_names[arg_i]}", grads[grad_i], args[arg_i].shape)
+    if specific is not None:
+        specific(*(np.asarray(g) for g in grads))
     for arg_i, grad_i in wrt.items():
         x = args[arg_i]
         g = _array(f"{name}: the gradient of {arg_names[arg_i]}", grads[grad_i], x.shape)
@@ -198,8 +208,23 @@ def check_sigmoid_backward(backward, forward=layers.sigmoid_forward):
     """Check ``sigmoid_backward(ds, cache) -> dx``; the library's cache is ``s``."""
     rng = np.random.default_rng(3)
     x = 3 * rng.standard_normal((4, 5, 3))
-    _same("forward(x)[0]", forward(x)[0], 1 / (1 + np.exp(-x)))
-    _gradcheck("sigmoid_backward", forward, backward, [x], {0: 0}, rng, ["x"])
+    s = 1 / (1 + np.exp(-x))
+    _same("forward(x)[0]", forward(x)[0], s)
+    seen = {}
+
+    def backward_seen(ds, cache):
+        seen["ds"] = ds
+        return backward(ds, cache)
+
+    def known_mistakes(dx):
+        if np.allclose(dx, seen["ds"] * s):
+            raise AssertionError(
+                "dx = ds * s misses a factor: the sigmoid's derivative is s * (1 - s)"
+            )
+
+    _gradcheck(
+        "sigmoid_backward", forward, backward_seen, [x], {0: 0}, rng, ["x"], specific=known_mistakes
+    )
 
 
 # --------------------------------------------------------------------------
@@ -224,7 +249,20 @@ def check_masked_average_backward(backward, forward=layers.masked_average_forwar
             want,
         )
         fwd = lambda C, divide_by=divide_by: forward(C, item_seq_len, divide_by)
-        (dC,) = _gradcheck(
+
+        def masks_hold(dC, divide_by=divide_by):
+            for b, t in enumerate(item_seq_len):
+                if np.any(dC[b, t:, :] != 0) or np.any(dC[b, :, t:] != 0):
+                    raise AssertionError(
+                        f"dC of session {b} (t = {t}) is not zero at padding (rows and "
+                        f"columns {t}..{L - 1}): multiply by the mask M, which is False there"
+                    )
+            if np.any(dC[:, np.arange(L), np.arange(L)] != 0):
+                raise AssertionError(
+                    "dC is not zero on the diagonal, which eq. (4) masks: M[b, i, i] is False"
+                )
+
+        _gradcheck(
             f"masked_average_backward (divide_by={divide_by!r})",
             fwd,
             backward,
@@ -232,12 +270,8 @@ def check_masked_average_backward(backward, forward=layers.masked_average_forwar
             {0: 0},
             rng,
             ["C"],
+            specific=masks_hold,
         )
-        if np.any(dC[:, np.arange(L), np.arange(L)] != 0):
-            raise AssertionError("dC is not zero on the diagonal, which eq. (4) masks")
-        for b, t in enumerate(item_seq_len):
-            if np.any(dC[b, t:, :] != 0) or np.any(dC[b, :, t:] != 0):
-                raise AssertionError(f"dC of session {b} (t = {t}) is not zero at padding")
 
 
 # --------------------------------------------------------------------------
@@ -254,12 +288,35 @@ def check_masked_softmax_backward(backward, forward=layers.masked_softmax_forwar
     alpha = 2 * rng.standard_normal((B, L))
     want, _ = layers.masked_softmax_forward(alpha, item_seq_len)
     _same("forward(alpha, item_seq_len)[0]", forward(alpha, item_seq_len)[0], want)
-    fwd = lambda a: forward(a, item_seq_len)
-    (dalpha,) = _gradcheck(
-        "masked_softmax_backward", fwd, backward, [alpha], {0: 0}, rng, ["alpha"]
+    pad = ~layers.valid_mask(item_seq_len, L)
+    seen = {}
+
+    def backward_seen(dbeta, cache):  # keeps dbeta, to recognise one mistake below
+        seen["dbeta"] = dbeta
+        return backward(dbeta, cache)
+
+    def known_mistakes(dalpha):
+        if np.any(dalpha[pad] != 0):
+            raise AssertionError(
+                "dalpha is not zero at padded positions: beta is 0 there, and so is "
+                "dalpha_j = beta_j * (dbeta_j - sum_i beta_i dbeta_i)"
+            )
+        if np.allclose(dalpha, want * seen["dbeta"]):
+            raise AssertionError(
+                "dalpha = beta * dbeta misses the term - beta_j * sum_i beta_i dbeta_i: "
+                "every beta_i depends on every alpha_j through the softmax's denominator"
+            )
+
+    _gradcheck(
+        "masked_softmax_backward",
+        lambda a: forward(a, item_seq_len),
+        backward_seen,
+        [alpha],
+        {0: 0},
+        rng,
+        ["alpha"],
+        specific=known_mistakes,
     )
-    if np.any(dalpha[~layers.valid_mask(item_seq_len, L)] != 0):
-        raise AssertionError("dalpha is not zero at padded positions")
 
 
 # --------------------------------------------------------------------------
@@ -276,12 +333,58 @@ def check_scores_backward(backward, forward=layers.scores_forward):
     z_h = rng.standard_normal((B, d))
     E = rng.standard_normal((n + 1, d))
     _same("forward(z_h, E)[0]", forward(z_h, E)[0], z_h @ E[1:].T)
-    _gradcheck("scores_backward", forward, backward, [z_h, E], {0: 0, 1: 1}, rng, ["z_h", "E"])
+
+    def known_mistakes(dz_h, dE):
+        if np.any(dE[0] != 0):
+            raise AssertionError(
+                "dE[0] is not zero: row 0 is padding and is never scored. Column j of the "
+                "scores is item j + 1, so dE[1:] = dscores^T z_h (an off-by-one puts it in dE[:-1])"
+            )
+
+    _gradcheck(
+        "scores_backward",
+        forward,
+        backward,
+        [z_h, E],
+        {0: 0, 1: 1},
+        rng,
+        ["z_h", "E"],
+        specific=known_mistakes,
+    )
 
 
 # --------------------------------------------------------------------------
 # step 7: softmax cross-entropy (eq. 9-10)
 # --------------------------------------------------------------------------
+_OVERFLOW = (
+    "exp overflows (exp(x) is inf in float64 beyond x = 709). Subtract each row's "
+    "maximum before the exp (log-sum-exp)."
+)
+_LOG_ZERO = (
+    "log(0): a probability underflowed to 0 (exp of a very negative number) and its log "
+    "is -inf. Do not take the log of the softmax: compute loss = lse - score_target from "
+    "the scores, with lse = m + log(sum(exp(scores - m)))."
+)
+
+
+def _loss_or_cause(forward, scores, target_idx, scale):
+    """``forward``'s loss as a float, or an AssertionError naming what went wrong."""
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            out = forward(scores, target_idx)
+    except FloatingPointError as e:
+        where = f" (scores of size ~{scale:g}: {e})"
+        cause = _LOG_ZERO if "divide" in str(e) else _OVERFLOW
+        raise AssertionError(cause + where) from None
+    if out is None:
+        raise AssertionError("forward returned None: did you forget a `return`?")
+    loss = float(out[0])
+    if not np.isfinite(loss):  # a NaN or inf made without a floating-point warning
+        cause = _LOG_ZERO if loss == np.inf else _OVERFLOW
+        raise AssertionError(f"loss is {loss} for scores of size ~{scale:g}. {cause}")
+    return loss
+
+
 def check_softmax_cross_entropy(forward, backward):
     """Check ``forward(scores, target_idx) -> (loss, cache)`` and ``backward(dloss, cache)``.
 
@@ -294,16 +397,7 @@ def check_softmax_cross_entropy(forward, backward):
     for scale in (1.0, 1000.0):
         scores = scale * rng.standard_normal((B, n))
         want, _ = layers.softmax_cross_entropy_forward(scores, target_idx)
-        with np.errstate(all="ignore"):
-            out = forward(scores, target_idx)
-        if out is None:
-            raise AssertionError("forward returned None: did you forget a `return`?")
-        loss = float(out[0])
-        if not np.isfinite(loss):
-            raise AssertionError(
-                f"loss is {loss} for scores of size ~{scale:g}: exp overflows. "
-                "Subtract each row's maximum first (log-sum-exp)."
-            )
+        loss = _loss_or_cause(forward, scores, target_idx, scale)
         if abs(loss - want) > 1e-9 * max(1.0, abs(want)):
             raise AssertionError(f"loss is {loss!r}, expected {want!r} (scores of size ~{scale:g})")
     scores = rng.standard_normal((B, n))
@@ -352,20 +446,137 @@ def check_iem_backward(backward, forward=iem_forward):
             ("Wk", params["Wk"], dparams["Wk"]),
         ]
         for name, x, g in pairs:
-            g = _array(f"{variant}: the gradient of {name}", g, x.shape)
+            _array(f"{variant}: the gradient of {name}", g, x.shape)
+        if forward is iem_forward:  # the library's cache: its pieces name the mistake
+            _iem_known_mistakes(variant, dout, cache, np.asarray(demb), dparams)
+        for name, x, g in pairs:
             num = eval_numerical_gradient_array(f, x, dout)
-            err = max_relative_error(num, g)
+            err = max_relative_error(num, np.asarray(g))
             if not err < TOL:
-                hint = ""
-                if name == "emb":
-                    hint = (
-                        " emb feeds three branches (the query, the key and the pooling"
-                        " of eq. 6): its gradient is the sum of all three."
-                    )
                 raise AssertionError(
                     f"variant {variant!r}: the gradient of {name} is wrong (relative error "
-                    f"{err:.1e}).{hint}"
+                    f"{err:.1e}). Walk the layers backwards one at a time: pool, softmax, "
+                    "masked average, affinity, (sigmoids), linear."
                 )
+
+
+def _iem_pieces(dz_l, cache):
+    """The library's backward pass of eq. (1)-(6), kept in pieces."""
+    q_lin, k_lin, q_sig, k_sig, aff, avg, sm, pool = cache["layers"]
+    dbeta, demb_pool = layers.weighted_pool_backward(dz_l, pool)
+    dC = layers.masked_average_backward(layers.masked_softmax_backward(dbeta, sm), avg)
+    dQ, dK = layers.affinity_backward(dC, aff)
+    dQ_raw, dK_raw = dQ, dK
+    if q_sig is not None:
+        dQ, dK = layers.sigmoid_backward(dQ, q_sig), layers.sigmoid_backward(dK, k_sig)
+    demb_q, dWq, _ = layers.linear_backward(dQ, q_lin)
+    demb_k, dWk, _ = layers.linear_backward(dK, k_lin)
+    _, dWq_raw, _ = layers.linear_backward(dQ_raw, q_lin)
+    _, dWk_raw, _ = layers.linear_backward(dK_raw, k_lin)
+    return {
+        "pool": demb_pool,
+        "query": demb_q,
+        "key": demb_k,
+        "dWq": dWq,
+        "dWk": dWk,
+        "dWq_no_sigmoid": dWq_raw,
+        "dWk_no_sigmoid": dWk_raw,
+    }
+
+
+def _iem_known_mistakes(variant, dz_l, cache, demb, dparams):
+    """Name the usual mistakes of an IEM backward pass before the gradient check."""
+    p = _iem_pieces(dz_l, cache)
+    close = lambda a, b: np.allclose(a, b, rtol=1e-7, atol=1e-12)
+    branches = ("pool", "query", "key")
+    full = p["pool"] + p["query"] + p["key"]
+    if not close(demb, full):
+        for k in (1, 2):
+            for used in combinations(branches, k):
+                if close(demb, sum(p[b] for b in used)):
+                    missing = [b for b in branches if b not in used]
+                    raise AssertionError(
+                        f"variant {variant!r}: demb holds only the {' and '.join(used)} "
+                        f"branch(es); add the {' and '.join(missing)} branch(es). emb feeds "
+                        "three computations (the query, eq. 1; the key, eq. 2; the pooling, "
+                        "eq. 6), so its gradient is the sum of three pieces."
+                    )
+    dWq, dWk = np.asarray(dparams["Wq"]), np.asarray(dparams["Wk"])
+    if close(dWq, p["dWk"]) and close(dWk, p["dWq"]) and not close(dWq, p["dWq"]):
+        raise AssertionError(
+            f"variant {variant!r}: dWq and dWk are swapped. In C = Q K^T, the query is "
+            "the row (item i), the key the column (item j): dQ = dS K, dK = dS^T Q."
+        )
+    if variant == "paper" and close(dWq, p["dWq_no_sigmoid"]):
+        raise AssertionError(
+            "variant 'paper': dWq skips the sigmoid of eq. (1). Q = sigmoid(E_s Wq): pass "
+            "dQ through sigmoid_backward (cache q_sig) before linear_backward."
+        )
+
+
+def check_model_loss_and_grads(loss_and_grads):
+    """Check ``loss_and_grads(model, item_seq, item_seq_len, targets) -> (loss, grads)``.
+
+    The whole model, eq. (1)-(10), on a tiny float64 ``SRIEM`` of each
+    variant (weights scaled x3, as step 8 explains): the loss must match the
+    library's, and every parameter's gradient the central differences.
+    """
+    from minisriem.model import SRIEM
+
+    rng = np.random.default_rng(88)
+    n, d, l, B, L = 9, 5, 3, 6, 4
+    item_seq, item_seq_len, targets = random_session_batch(rng, B, L, n)
+    for variant in ("paper", "official"):
+        model = SRIEM(n, d=d, l=l, variant=variant, seed=3, dtype=np.float64)
+        for w in model.params.values():
+            w *= 3.0
+        want_loss, want = model.loss_and_grads(item_seq, item_seq_len, targets)
+        out = loss_and_grads(model, item_seq, item_seq_len, targets)
+        if out is None:
+            raise AssertionError("loss_and_grads returned None: return (loss, grads)")
+        loss, grads = out
+        if abs(float(loss) - want_loss) > 1e-9 * max(1.0, abs(want_loss)):
+            raise AssertionError(
+                f"variant {variant!r}: loss {float(loss)!r}, expected {want_loss!r}: check the "
+                "forward pass (column j of the scores is item j + 1; targets - 1)"
+            )
+        missing = sorted(set(model.params) - set(grads))
+        if missing:
+            raise AssertionError(f"variant {variant!r}: no gradient for {missing}")
+        for name, w in model.params.items():
+            g = _array(f"variant {variant!r}: the gradient of {name}", grads[name], w.shape)
+            num = eval_numerical_gradient(
+                lambda model=model: model.loss_and_grads(item_seq, item_seq_len, targets)[0], w
+            )
+            err = max_relative_error(num, g)
+            if err < TOL:
+                continue
+            hint = ""
+            if name == "E":
+                if np.allclose(g, _scoring_part(model, item_seq, item_seq_len, targets)):
+                    hint = (
+                        " It is the scoring part alone: add the lookup part, "
+                        "embedding_backward(demb, cache), where demb sums the last item's "
+                        "and the importance module's pieces."
+                    )
+                else:
+                    hint = (
+                        " E is used twice (looked up, and scored against): its gradient is the "
+                        "scoring part plus the scatter-added lookup part, and demb itself sums "
+                        "the last-item and importance pieces."
+                    )
+            raise AssertionError(
+                f"variant {variant!r}: the gradient of {name} is wrong (relative error "
+                f"{err:.1e}).{hint}"
+            )
+
+
+def _scoring_part(model, item_seq, item_seq_len, targets):
+    """The part of dE that comes from the scores (eq. 8) alone."""
+    z_h, _ = model.session_forward(item_seq, item_seq_len)
+    scores, sc_cache = layers.scores_forward(z_h, model.params["E"])
+    _, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
+    return layers.scores_backward(layers.softmax_cross_entropy_backward(1.0, ce_cache), sc_cache)[1]
 
 
 # --------------------------------------------------------------------------

@@ -8,7 +8,14 @@ Environment variables
 MINISRIEM_TUTORIAL_QUICK=1
     Shrink every training run to a few seconds (the test suite sets it).
 MINISRIEM_FIGURES=DIR
-    Write figures to DIR instead of ``tutorials/figures/``.
+    Write figures to DIR instead of ``tutorials/out/`` (which git ignores).
+    ``python tutorials/make_figures.py`` writes the committed ones, in
+    ``tutorials/figures/``.
+MINISRIEM_THREADS=N
+    Threads for BLAS and Numba; default 1. The tutorials' arrays are small,
+    so extra threads mostly wait for each other: on a busy 2-core machine
+    the default thread count made steps 9, 12 and 13 four to five times
+    slower than one thread. Step 11 shows kernels that use more.
 MINISRIEM_DATA=DIR
     Where the real datasets live (``DIR/diginetica/`` holds SR-GNN's
     ``train.txt`` and ``test.txt``); by default ``../shared/data`` next to
@@ -18,11 +25,18 @@ MINISRIEM_DATA=DIR
 import os
 import sys
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # so that `python tutorials/NN_x.py` finds minisriem
     sys.path.insert(0, ROOT)
+
+from minisriem.cli import limit_threads  # noqa: E402 (imports nothing heavy)
+
+# BLAS reads its thread count once, when NumPy is first imported: so this comes
+# before `import numpy`, and every step imports common first.
+THREADS = int(os.environ.get("MINISRIEM_THREADS") or 1)
+limit_threads(THREADS)
+
+import numpy as np  # noqa: E402
 
 QUICK = os.environ.get("MINISRIEM_TUTORIAL_QUICK", "") not in ("", "0")
 
@@ -43,8 +57,8 @@ def heading(title):
 # figures
 # --------------------------------------------------------------------------
 def figures_dir():
-    """The folder figures go to: ``$MINISRIEM_FIGURES`` or ``tutorials/figures``."""
-    folder = os.environ.get("MINISRIEM_FIGURES") or os.path.join(ROOT, "tutorials", "figures")
+    """The folder figures go to: ``$MINISRIEM_FIGURES``, else ``tutorials/out`` (git-ignored)."""
+    folder = os.environ.get("MINISRIEM_FIGURES") or os.path.join(ROOT, "tutorials", "out")
     os.makedirs(folder, exist_ok=True)
     return folder
 
@@ -56,7 +70,7 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "figure.dpi": 80})
+    plt.rcParams.update({"font.size": 10, "figure.dpi": 100})
     return plt
 
 
@@ -66,7 +80,7 @@ def save_figure(fig, name):
     path = os.path.join(figures_dir(), name)
     if fig.get_layout_engine() is None:  # a figure made with layout="constrained" has one
         fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"figure written: {path}")
     return path
@@ -191,12 +205,14 @@ def train_model(
     lr_step=3,
     seed=0,
     every=None,
+    on_step=None,
 ):
     """Train ``model`` in place with Adam, L2 and the step schedule (see step 9).
 
     Each epoch visits the examples in a fresh random order; the learning rate
     of epoch ``e`` is ``lr * 0.1 ** (e // lr_step)``. Training stops after
     ``epochs`` epochs or ``max_steps`` steps, whichever comes first.
+    ``on_step()``, when given, is called after every step.
 
     Returns
     -------
@@ -217,6 +233,8 @@ def train_model(
             loss, grads = model.loss_and_grads(item_seq[b], item_seq_len[b], targets[b])
             opt.step(model.params, grads)
             losses.append(loss)
+            if on_step is not None:
+                on_step()
             if every and len(losses) % every == 0:
                 print(
                     f"  step {len(losses):5d}  epoch {epoch}  lr {opt.lr:.0e}  "
@@ -236,3 +254,56 @@ def evaluate_model(model, item_seq, item_seq_len, targets, k=20):
 
     ranks = model_ranks(model, item_seq, item_seq_len, targets)
     return recall_at_k(ranks, k), mrr_at_k(ranks, k)
+
+
+def noise_weight(beta, item_seq_len, noise):
+    """Mean of ``t * beta`` over noise clicks and over clean clicks (1 = mean pooling).
+
+    Returns
+    -------
+    noisy, clean : float, over the real positions of sessions with both kinds
+    """
+    counted, _, _ = noise_lowest(beta, item_seq_len, noise)
+    real = np.arange(beta.shape[1])[None, :] < np.asarray(item_seq_len)[:, None]
+    tb = beta * np.asarray(item_seq_len)[:, None]
+    rows = counted[:, None]
+    return float(tb[rows & real & noise].mean()), float(tb[rows & real & ~noise].mean())
+
+
+# --------------------------------------------------------------------------
+# the quick start's protocol (python -m minisriem.train on synthetic data)
+# --------------------------------------------------------------------------
+def quickstart_run(ds, variant, seed, epochs=None):
+    """Train as ``python -m minisriem.train --variant VARIANT --seed SEED`` does.
+
+    Same settings and protocol as the quick start: the paper's
+    hyper-parameters, 10% of the training sessions held out for validation,
+    3 epochs on synthetic data, and the test figures of the epoch with the
+    best validation Recall@20. The run directory is temporary.
+
+    Returns
+    -------
+    dict with "recall", "mrr" (test, selected epoch), "epoch" and "model" (SRIEM)
+    """
+    import tempfile
+
+    from minisriem.workflow import SYNTHETIC_EPOCHS, train
+
+    with tempfile.TemporaryDirectory() as out:
+        result = train(
+            ds,
+            out=out,
+            progress=False,
+            log=lambda line: None,
+            variant=variant,
+            seed=seed,
+            epochs=epochs or SYNTHETIC_EPOCHS,
+        )
+        selected = result.summary["selected"]
+        model = result.load_model().model
+    return {
+        "recall": selected["test"]["Recall@20"],
+        "mrr": selected["test"]["MRR@20"],
+        "epoch": selected["epoch"],
+        "model": model,
+    }
