@@ -55,7 +55,10 @@ def load_dataset(name, data_dir=None, **synthetic_options):
     for cache in caches:
         info = read_info(cache)
         if info is not None and info["provenance"].get("source") == source:
-            return load_prepared(cache)
+            try:
+                return load_prepared(cache)
+            except DataError as e:  # truncated or damaged: prepare it again below
+                warnings.warn(f"{e}; rebuilding it from {paths[0]}", stacklevel=2)
 
     ds = _build(name, kind, folder, paths, options)
     for cache in caches:

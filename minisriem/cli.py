@@ -45,12 +45,20 @@ def parser(prog, description):
     )
 
 
+def plain_number(text):
+    """Whether ``text`` is written with ASCII characters and no ``_`` (Python reads ``1_0``
+    as 10 and the Arabic-Indic ``٣`` as 3; the options accept neither)."""
+    return text.isascii() and "_" not in text
+
+
 def _value_parser(f):
     """argparse ``type=`` for a numeric or string field: converts, then checks the range."""
     kind = type(f.default)
 
     def parse(text):
         try:
+            if kind is not str and not plain_number(text):
+                raise ValueError(text)  # int() and float() read "1_0" and other scripts' digits
             value = kind(text) if kind is str else (int(text) if kind is int else float(text))
         except ValueError:
             raise argparse.ArgumentTypeError(
@@ -66,7 +74,7 @@ def _value_parser(f):
     return parse
 
 
-def add_settings(group, cls, names=None, defaults=None):
+def add_settings(group, cls, names=None, defaults=None, flags=None):
     """Add one option per field of a settings dataclass, from the field's own definition.
 
     Parameters
@@ -77,25 +85,29 @@ def add_settings(group, cls, names=None, defaults=None):
     defaults : dict, optional; a default other than the field's for some names
         (``{"epochs": None}``: the dataset decides)
 
+    flags : dict, optional; other option names for some fields
+        (``{"eval_batch_size": ("--batch-size",)}``), the range staying the field's
+
     The option's ``dest`` is the field's name, so ``vars(args)`` can be passed
     as settings. Booleans get ``--name/--no-name``.
     """
     defaults = defaults or {}
+    other_flags = flags or {}
     for f in fields(cls):
         if names is not None and f.name not in names:
             continue
-        flags = f.metadata.get("flags") or (option_name(f),)
+        names_ = other_flags.get(f.name) or f.metadata.get("flags") or (option_name(f),)
         kw = {
             "dest": f.name,
             "default": defaults.get(f.name, f.default),
             "help": f.metadata["help"],
         }
         if isinstance(f.default, bool):
-            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+            group.add_argument(*names_, action=argparse.BooleanOptionalAction, **kw)
         elif "choices" in f.metadata:
-            group.add_argument(*flags, choices=f.metadata["choices"], **kw)
+            group.add_argument(*names_, choices=f.metadata["choices"], **kw)
         else:
-            group.add_argument(*flags, type=_value_parser(f), **kw)
+            group.add_argument(*names_, type=_value_parser(f), **kw)
 
 
 def given_settings(args, cls):
@@ -109,6 +121,8 @@ def given_settings(args, cls):
 
 def _threads(text):
     try:
+        if not plain_number(text):
+            raise ValueError(text)
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
@@ -173,6 +187,8 @@ def run(body, threads=None):
             return body()
         except (DataError, ValueError, OSError) as e:
             return fail(e)
+        except MemoryError:
+            return fail("out of memory: use smaller settings (--d, --batch-size) or data")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
