@@ -89,6 +89,7 @@ class Dataset:
         test_sessions_time=None,
     ):
         self.name = name
+        self.loaded_from = None  # the prepared folder it was read from, when given as a path
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.train = train
         self.test = test

@@ -42,7 +42,9 @@ def load_dataset(name, data_dir=None, **synthetic_options):
     folder = os.path.join(resolve_data_dir(data_dir), name)
     if name not in NAMES:
         if os.path.isfile(name) or os.path.isfile(os.path.join(name, ARRAYS)):
-            return load_prepared(name)
+            ds = load_prepared(name)
+            ds.loaded_from = os.path.abspath(name)  # recorded by a run, to find it again
+            return ds
         if not _is_folder_name(name) or not os.path.isdir(folder):
             raise DataError(
                 f"unknown dataset {name!r}: use one of {', '.join(NAMES)}, a folder "

@@ -374,7 +374,9 @@ def train(
         info = {
             "format": RUN_FORMAT,
             "version": 1,
-            "dataset": _dataset_record(dataset_arg) if dataset_arg is not None else ds.name,
+            "dataset": _dataset_record(dataset_arg)
+            if dataset_arg is not None
+            else getattr(ds, "loaded_from", None) or ds.name,
             "data_dir": data_dir and os.path.abspath(data_dir),
             "config": config.to_dict(),
             "options": options.to_dict(),
