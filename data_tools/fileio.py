@@ -134,6 +134,7 @@ def fingerprint(paths):
     """
     out = []
     for path in sorted(os.path.abspath(p) for p in paths):
+        check_regular(path)
         st = os.stat(path)
         out.append(
             {

@@ -212,7 +212,7 @@ def read_run_config(run_dir):
     """
     path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"{run_dir}: no such run directory")
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no such folder)")
     try:
         with open(path, encoding="utf-8") as f:
             info = json.load(f)

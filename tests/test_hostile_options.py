@@ -10,9 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from data_tools import DataError, cliopts
+from data_tools import DataError, cliopts, make_fake_yoochoose, preprocess
 from data_tools import convert as convert_cmd
-from data_tools import make_fake_yoochoose, preprocess
 from minisriem import evaluate as evaluate_cmd
 from minisriem import recommend as recommend_cmd
 from minisriem import train as train_cmd
