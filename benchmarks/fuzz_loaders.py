@@ -197,14 +197,19 @@ def loaders(work, model):
         check_model(saved)
 
     return {
-        "custom-csv": (["custom.csv"], lambda: check_dataset(prepare_custom(str(w / "custom.csv")))),
+        "custom-csv": (
+            ["custom.csv"],
+            lambda: check_dataset(prepare_custom(str(w / "custom.csv"))),
+        ),
         "diginetica-csv": (
             ["diginetica.csv"],
             lambda: check_dataset(prepare_diginetica(str(w / "diginetica.csv"))),
         ),
         "yoochoose-dat": (
             ["yoochoose.dat"],
-            lambda: [check_dataset(d) for d in prepare_yoochoose(str(w / "yoochoose.dat")).values()],
+            lambda: [
+                check_dataset(d) for d in prepare_yoochoose(str(w / "yoochoose.dat")).values()
+            ],
         ),
         "srgnn-pickle": (
             ["srgnn/train.txt", "srgnn/all_train_seq.txt"],
@@ -224,15 +229,17 @@ def loaders(work, model):
         "recbole-split": (
             ["recbole/toy.train.inter", "recbole/toy.test.inter"],
             lambda: check_dataset(
-                read_recbole_split(str(w / "recbole/toy.train.inter"),
-                                   str(w / "recbole/toy.test.inter"))  # fmt: skip
+                read_recbole_split(
+                    str(w / "recbole/toy.train.inter"), str(w / "recbole/toy.test.inter")
+                )  # fmt: skip
             ),
         ),
         "session-rec": (
             ["sessionrec/toy_train_full.txt", "sessionrec/toy_test.txt"],
             lambda: check_dataset(
-                read_sessionrec(str(w / "sessionrec/toy_train_full.txt"),
-                                str(w / "sessionrec/toy_test.txt"))  # fmt: skip
+                read_sessionrec(
+                    str(w / "sessionrec/toy_train_full.txt"), str(w / "sessionrec/toy_test.txt")
+                )  # fmt: skip
             ),
         ),
     }
@@ -358,6 +365,12 @@ def mutate_pickle(data, rng):
 
 
 def mutate(name, data, rng):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # casting NaN to int and the like, on purpose
+        return _mutate(name, data, rng)
+
+
+def _mutate(name, data, rng):
     if name.endswith(".npz") and rng.random() < 0.6:
         return mutate_npz(data, rng)
     if name.startswith("srgnn/") and rng.random() < 0.6:
@@ -402,7 +415,7 @@ def outcome(load, max_seconds):
 
 
 def fuzz(per_loader, seed=0, names=None, max_seconds=10.0, log=None):
-    """Run the mutations; returns ``{loader: {"tried", "clean", "refused", "failed", "examples"}}``."""
+    """Run the mutations; returns ``{loader: {"tried", "clean", "refused", "failed", ...}}``."""
     report = {}
     with tempfile.TemporaryDirectory(prefix="fuzz-") as work:
         with contextlib.redirect_stderr(io.StringIO()):

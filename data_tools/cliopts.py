@@ -120,7 +120,8 @@ def run(body):
         try:
             return body() or 0
         except (DataError, ValueError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            text = " ".join(str(e).split("\n"))  # one line, whatever the message holds
+            print(f"error: {text}", file=sys.stderr)
             return 2
         except MemoryError:
             print("error: out of memory; the input is too large for this machine", file=sys.stderr)

@@ -71,7 +71,10 @@ def read_pickle(path):
     except FileNotFoundError as e:
         raise DataError(f"{path}: file not found") from e
     except Exception as e:  # noqa: BLE001 - any unpickling failure is bad input
-        raise DataError(f"{path}: not a readable SR-GNN pickle ({type(e).__name__}: {e})") from e
+        reason = " ".join(str(e).split())  # some unpickling errors span lines
+        raise DataError(
+            f"{path}: not a readable SR-GNN pickle ({type(e).__name__}: {reason})"
+        ) from e
     return obj
 
 

@@ -34,7 +34,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def fail(message):
     """Print ``error: message`` on stderr and return the exit status for bad input, 2."""
-    print(f"error: {message}", file=sys.stderr)
+    text = " ".join(str(message).split("\n"))  # one line, whatever the message holds
+    print(f"error: {text}", file=sys.stderr)
     return 2
 
 
@@ -163,6 +164,23 @@ def add_data_options(p, dataset_default=None, dataset_help=None):
 
 def add_model_option(p):
     p.add_argument("--model", required=True, help="a model.npz or the run directory holding it")
+
+
+def check_output_path(output, *inputs):
+    """Refuse an output file that is one of the inputs (writing it would destroy the input).
+
+    Raises
+    ------
+    ValueError
+        Naming both and the fix.
+    """
+    if output is None or not os.path.exists(output):
+        return
+    if os.path.isdir(output):
+        raise ValueError(f"{output} is a folder: give a file name to write")
+    for given in inputs:
+        if given is not None and os.path.exists(given) and os.path.samefile(output, given):
+            raise ValueError(f"{output} is also an input ({given}): write to another file")
 
 
 def run(body, threads=None):

@@ -110,8 +110,10 @@ def main(argv=None):
 
     def body():
         from minisriem.checkpoint import write_text
+        from minisriem.recommend import saved_path
         from minisriem.workflow import evaluate
 
+        cli.check_output_path(args.out, args.model, saved_path(args.model))
         result = evaluate(
             args.model,
             args.dataset,

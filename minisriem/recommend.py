@@ -188,6 +188,13 @@ def _warn_unknown(recs, single):
         )
 
 
+def saved_path(model):
+    """The model file a ``--model`` argument names (a run directory holds ``model.npz``)."""
+    import os
+
+    return os.path.join(model, "model.npz") if os.path.isdir(model) else model
+
+
 def main(argv=None):
     """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -196,6 +203,7 @@ def main(argv=None):
         from minisriem.checkpoint import load_model
         from minisriem.workflow import recommend_sessions
 
+        cli.check_output_path(args.output, args.sessions, args.model, saved_path(args.model))
         saved = load_model(args.model)
         if args.session is not None:
             sessions = [parse_session(args.session)]
