@@ -33,6 +33,7 @@ of item ``i`` is ``i``.
 
 import json
 import os
+import struct
 import zipfile
 import zlib
 
@@ -211,9 +212,41 @@ _OPTIONAL = {
     "sessions_time": "fiu",
     "test_sessions_time": "fiu",
 }
+ZIP_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # a member "needs" a zip feature we lack (a flipped version byte)
+    RuntimeError,  # a member marked encrypted
+    struct.error,
+)
+"""What reading a damaged ``.npz`` can raise, from zipfile, zlib and NumPy."""
 MAX_EXPANSION = 64
 """A member of ``dataset.npz`` may unpack to at most this many times the file's size
 (our files are stored uncompressed; a compressed one holding far more is refused)."""
+
+
+def npy_header(zf, info):
+    """``(shape, dtype)`` of one ``.npy`` member of an open zip, checked to fit in the member.
+
+    The header is read without the data; a header claiming more data than
+    the member holds (which would make NumPy allocate it all) raises ValueError.
+    """
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    size = int(np.prod(shape, dtype=object)) * max(dtype.itemsize, 1)
+    if size > info.file_size:
+        raise ValueError(
+            f"{info.filename} claims {size:,} bytes of data but holds {info.file_size:,}"
+        )
+    return tuple(shape), dtype
 
 
 def check_n_items(n, path):
@@ -245,10 +278,11 @@ def _read_arrays(npz_path):
                 f"{npz_path}: incomplete, no {', '.join(missing)}; prepare the data again"
             )
         out = {}
-        with np.load(npz_path, allow_pickle=False) as z:
+        with zipfile.ZipFile(npz_path) as zf, np.load(npz_path, allow_pickle=False) as z:
             for key, kinds in {**_REQUIRED, **_OPTIONAL}.items():
                 if key + ".npy" not in members:
                     continue
+                npy_header(zf, members[key + ".npy"])
                 value = z[key]
                 if value.ndim != 1 or value.dtype.kind not in kinds:
                     raise DataError(
@@ -260,7 +294,7 @@ def _read_arrays(npz_path):
         return out
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+    except ZIP_ERRORS as e:
         raise DataError(
             f"{npz_path}: cannot read prepared arrays ({type(e).__name__}: {e}); prepare it again"
         ) from e

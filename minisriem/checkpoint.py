@@ -24,11 +24,11 @@ import contextlib
 import json
 import os
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from data_tools.dataset import ZIP_ERRORS, npy_header
 from data_tools.errors import DataError
 from data_tools.fileio import atomic_outputs, check_regular
 from minisriem.config import Config
@@ -251,7 +251,7 @@ class _Archive:
                 for info in self.zip.infolist()
                 if info.filename.endswith(".npy")
             }
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        except ZIP_ERRORS as e:
             raise ModelFileError(
                 f"{path} is not a minisriem {what} file (not a NumPy .npz: {e})"
             ) from None
@@ -274,13 +274,8 @@ class _Archive:
         if key not in self.members:
             self.fail(key, f"is missing; this {self.what} file is incomplete or not ours")
         try:
-            with self.zip.open(self.members[key]) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                else:
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            shape, dtype = npy_header(self.zip, self.members[key])
+        except ZIP_ERRORS as e:
             self.fail(key, f"is not a readable array ({e})")
         if dtype.hasobject:
             self.fail(key, "holds Python objects, which this format never does")
@@ -296,7 +291,7 @@ class _Archive:
         try:
             with self.zip.open(self.members[key]) as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        except ZIP_ERRORS as e:
             self.fail(key, f"is truncated or damaged ({e})")
 
     def text(self, key):

@@ -171,6 +171,8 @@ class TrainResult:
         if not os.path.exists(self.model_path):
             return "no model.npz yet: the run has not finished"
         meta = load_model(self.model_path).meta
+        if "epoch" not in meta:
+            return "model.npz does not say which epoch it is"
         if meta.get("selected_by") == REFIT:
             return f"model.npz is the refit model, {meta['epoch']} epochs on every training session"
         return f"model.npz is epoch {meta['epoch']}, {meta.get('selected_by')}"
