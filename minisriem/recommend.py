@@ -100,9 +100,13 @@ def read_sessions(path):
         Naming the file and line of the first malformed or empty line, or of
         bytes that are not UTF-8 text.
     """
+    from data_tools import DataError
     from data_tools.fileio import check_regular
 
-    check_regular(path)
+    try:
+        check_regular(path)
+    except DataError as e:
+        raise ValueError(str(e)) from None
     sessions = []
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):

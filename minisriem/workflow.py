@@ -616,6 +616,12 @@ def recommend_sessions(model, sessions, k=20, batch_size=256, warn=True):
     sessions = list(sessions)
     if not sessions:
         raise ValueError("no session given: pass a list of sessions (lists of item ids)")
+    check_memory(
+        scoring_bytes(n_items, saved.config.d, min(batch_size, len(sessions))),
+        memory_limit(),
+        f"scoring batches of {batch_size} sessions over {n_items:,} items",
+        "use a smaller --batch-size",
+    )
     prepared = [
         _session_ids(saved, s, f"session {i + 1}" if len(sessions) > 1 else "the session")
         for i, s in enumerate(sessions)

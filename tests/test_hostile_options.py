@@ -188,3 +188,17 @@ def test_custom_json_options_of_the_wrong_type_are_one_line_errors(tmp_path):
         with pytest.raises(DataError, match=None) as e:
             load_dataset("custom", str(tmp_path))
         assert words in str(e.value) and "custom.json" in str(e.value)
+
+
+def test_an_output_that_is_an_input_is_refused(model_file, tmp_path, capsys):
+    sessions = tmp_path / "sessions.txt"
+    sessions.write_text("100,101\n")
+    argv = ["--model", model_file, "--sessions", str(sessions), "--output", str(sessions)]
+    assert recommend_cmd.main(argv) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert sessions.read_text() == "100,101\n"  # the input is kept
+    # variation: evaluate --out naming the model file
+    before = os.path.getsize(model_file)
+    assert evaluate_cmd.main(["--model", model_file, "--out", model_file]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert os.path.getsize(model_file) == before
