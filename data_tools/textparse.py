@@ -182,7 +182,7 @@ class Fields:
             i = int(np.flatnonzero(too_long)[0])
             raise DataError(
                 f"{self.path}:{self.line[i]}: {what} {self.text(i, col)[:40]!r} is longer "
-                "than 18 characters: ids must be integers of at most 18 digits (64-bit)"
+                "than 18 digits, beyond the 64-bit integers this tool reads"
             )
         value = np.zeros(len(self), dtype=np.int64)
         for j in range(chars.shape[1]):  # Horner's rule, one digit column at a time

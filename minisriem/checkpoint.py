@@ -276,7 +276,7 @@ class _Archive:
         try:
             shape, dtype = npy_header(self.zip, self.members[key])
         except ZIP_ERRORS as e:
-            self.fail(key, f"is not a readable array ({e})")
+            self.fail(key, f"is not a readable array ({e}); the file is damaged")
         if dtype.hasobject:
             self.fail(key, "holds Python objects, which this format never does")
         return tuple(shape), dtype
