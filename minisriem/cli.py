@@ -6,10 +6,13 @@ follows one pattern::
     parser = cli.parser("python -m minisriem.NAME", "what it does")
     cli.add_data_options(parser)        # --dataset/--data-dir, as needed
     cli.add_settings(group, Config, [...])  # options built from the dataclass fields
-    args = parser.parse_args(argv)      # ranges are checked here
-    with cli.command(args.threads):     # threads limited before NumPy loads;
-        ...                             # DataError/ValueError/OSError -> "error: ...", exit 2
-                                        # Ctrl-C -> one line, exit 130
+    cli.add_threads_option(parser)      # more than the cores: a warning, then the cores
+    args = parser.parse_args(argv)      # ranges are checked here (exit 2)
+    return cli.run(body, args.threads)  # threads limited before NumPy loads; body() imports
+                                        # what it needs; DataError/ValueError/OSError ->
+                                        # "error: ..." (one line), exit 2; Ctrl-C -> exit 130
+
+The data tools have their own copy of these rules in :mod:`data_tools.cliopts`.
 
 This module imports nothing heavy, so ``--threads`` can still limit BLAS.
 """
