@@ -191,10 +191,10 @@ def read_info(folder):
     return info
 
 
-MAX_N_ITEMS = 2**26
-"""The most item ids a dataset may have (67,108,864; the largest catalogue of the
+MAX_N_ITEMS = 2**24
+"""The most item ids a dataset may have (16,777,216; the largest catalogue of the
 field's benchmarks is under a million). A larger ``n`` means one id far above
-the others, which would size the model by it."""
+the others, which would size the model (and the id table) by it."""
 
 # The arrays of the format: name -> dtype kinds allowed ("i" signed, "u" unsigned int,
 # "b" bool, "f" float, "U" text). Anything else in the file is ignored.

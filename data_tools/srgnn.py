@@ -43,8 +43,9 @@ class _ListsAndInts(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
             return list
+        asked = " ".join(f"{module}.{name}".split())[:80]  # one line, however it is spelled
         raise DataError(
-            f"{self.path}: refused to load: the pickle asks for {module}.{name}, but "
+            f"{self.path}: refused to load: the pickle asks for {asked}, but "
             "SR-GNN data holds only lists, tuples and ints (the file may be unsafe)"
         )
 

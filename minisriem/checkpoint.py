@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_tools.dataset import ZIP_ERRORS, npy_header
+from data_tools.dataset import MAX_N_ITEMS, ZIP_ERRORS, npy_header
 from data_tools.errors import DataError
 from data_tools.fileio import atomic_outputs, check_regular
 from minisriem.config import Config
@@ -217,7 +217,6 @@ def save_checkpoint(path, model, config, item_ids, optimizer, state):
 
 MAX_JSON_BYTES = 64 << 20
 """The most a JSON member (``config``, ``meta``, ``state``) may take."""
-MAX_N_ITEMS = 2**26
 STATE_KEYS = {
     "epoch": int,
     "step": int,
