@@ -15,7 +15,8 @@ Modules: ``load`` (load_dataset), ``datadir`` (where data lives),
 validation split), ``readers`` and ``textparse`` (raw files),
 ``protocol`` (SR-GNN preprocessing), ``srgnn`` (pickles), ``recbole``
 and ``sessionrec`` (the other frameworks' files, read with ``clicklog``),
-``synthetic``; commands ``preprocess``, ``convert``, ``check_roundtrip``,
+``synthetic``, ``fileio`` (atomic writes, fingerprints), ``cliopts``
+(the commands' checked options); commands ``preprocess``, ``convert``, ``check_roundtrip``,
 ``stats``, ``make_fake_yoochoose``.
 """
 

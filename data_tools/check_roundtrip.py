@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 
+from .cliopts import run
 from .convert import describe, read_input, write_output
-from .errors import DataError
 from .srgnn import ALL_TRAIN, TEST, TRAIN, read_pickle
 
 
@@ -52,34 +52,32 @@ def main(argv=None):
     p.add_argument("--via", default="recbole", choices=("recbole", "session-rec", "npz", "srgnn"))
     p.add_argument("--keep-ids", action="store_true", help="read the --via files keeping item ids")
     args = p.parse_args(argv)
+    return run(lambda: _roundtrip(args))
+
+
+def _roundtrip(args):
     name = os.path.basename(os.path.abspath(args.folder))
-    try:
-        published = {f: read_pickle(os.path.join(args.folder, f)) for f in (TRAIN, TEST)}
-        if os.path.isfile(os.path.join(args.folder, ALL_TRAIN)):
-            published[ALL_TRAIN] = read_pickle(os.path.join(args.folder, ALL_TRAIN))
-        for f, obj in published.items():
-            sessions = f == ALL_TRAIN
-            count, what = (len(obj), "sessions") if sessions else (len(obj[0]), "examples")
-            digest = content_digest(obj if sessions else tuple(obj))
-            print(f"published {f}: {count:,} {what}, content sha256 {digest[:16]}")
-        ds = read_input("srgnn", args.folder, name)
-        print(f"imported  {describe(ds)}")
-        with tempfile.TemporaryDirectory(prefix="roundtrip-") as work:
-            start = time.perf_counter()
-            paths = write_output(ds, args.via, os.path.join(work, args.via), name)
-            wrote = time.perf_counter() - start
-            sizes = ", ".join(
-                f"{os.path.basename(x)} {os.path.getsize(x) / 1e6:.1f} MB" for x in paths
-            )
-            print(f"wrote {args.via} in {wrote:.1f} s: {sizes}")
-            start = time.perf_counter()
-            back = read_input(args.via, os.path.join(work, args.via), name, args.keep_ids)
-            print(f"read back in {time.perf_counter() - start:.1f} s: {describe(back)}")
-            write_output(back, "srgnn", os.path.join(work, "srgnn"))
-            again = {f: read_pickle(os.path.join(work, "srgnn", f)) for f in published}
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    published = {f: read_pickle(os.path.join(args.folder, f)) for f in (TRAIN, TEST)}
+    if os.path.isfile(os.path.join(args.folder, ALL_TRAIN)):
+        published[ALL_TRAIN] = read_pickle(os.path.join(args.folder, ALL_TRAIN))
+    for f, obj in published.items():
+        sessions = f == ALL_TRAIN
+        count, what = (len(obj), "sessions") if sessions else (len(obj[0]), "examples")
+        digest = content_digest(obj if sessions else tuple(obj))
+        print(f"published {f}: {count:,} {what}, content sha256 {digest[:16]}")
+    ds = read_input("srgnn", args.folder, name)
+    print(f"imported  {describe(ds)}")
+    with tempfile.TemporaryDirectory(prefix="roundtrip-") as work:
+        start = time.perf_counter()
+        paths = write_output(ds, args.via, os.path.join(work, args.via), name)
+        wrote = time.perf_counter() - start
+        sizes = ", ".join(f"{os.path.basename(x)} {os.path.getsize(x) / 1e6:.1f} MB" for x in paths)
+        print(f"wrote {args.via} in {wrote:.1f} s: {sizes}")
+        start = time.perf_counter()
+        back = read_input(args.via, os.path.join(work, args.via), name, args.keep_ids)
+        print(f"read back in {time.perf_counter() - start:.1f} s: {describe(back)}")
+        write_output(back, "srgnn", os.path.join(work, "srgnn"))
+        again = {f: read_pickle(os.path.join(work, "srgnn", f)) for f in published}
     same = True
     for f in (TRAIN, TEST):
         a, b = tuple(published[f]), tuple(again[f])

@@ -14,6 +14,7 @@ later by :func:`number_items`.
 
 import numpy as np
 
+from .dataset import check_n_items
 from .errors import DataError
 from .textparse import Fields, count_lines, iter_blocks, open_text
 
@@ -222,6 +223,7 @@ def number_items(order, tokens, keep_ids, path):
                 "needs integer item tokens (convert without --keep-ids to number them 1..n)"
             )
         n = int(values.max(initial=0))
+        check_n_items(n, path)
         item_ids = np.arange(n + 1, dtype=np.int64)
         item_ids[0] = -1
         return values.astype(np.int32), item_ids, None

@@ -45,8 +45,10 @@ import sys
 
 import numpy as np
 
+from .cliopts import delimiter, number, run, time_format
 from .dataset import ARRAYS, load_prepared
 from .errors import DataError
+from .fileio import regular_input
 from .recbole import (
     RAW_SUFFIX,
     TEST_SUFFIX,
@@ -222,10 +224,6 @@ def describe(ds):
     )
 
 
-def _delimiter(text):
-    return "\t" if text in ("\\t", "tab", "TAB") else text
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m data_tools.convert",
@@ -244,41 +242,44 @@ def main(argv=None):
     )
     g = p.add_argument_group("logs run through the SR-GNN protocol (--from raw, a RecBole .inter)")
     g.add_argument("--raw-format", default="custom", choices=RAW_FORMATS)
-    g.add_argument("--test-days", type=float, default=None, help="test period (default 7 days)")
+    g.add_argument(
+        "--test-days",
+        type=number(low=0, high=3650, low_open=True),
+        default=None,
+        help="test period in days, (0, 3650] (default 7)",
+    )
     g.add_argument("--session-col", default="session_id")
     g.add_argument("--item-col", default="item_id")
     g.add_argument("--time-col", default="timestamp")
-    g.add_argument("--delimiter", default=",", help="one character; 'tab' for tabs")
+    g.add_argument("--delimiter", type=delimiter, default=",", help="one character; 'tab' for tabs")
     g.add_argument(
-        "--time-format", default="auto", help="unix, unix_ms, iso, a strptime format, or auto"
+        "--time-format",
+        type=time_format,
+        default="auto",
+        help="unix, unix_ms, iso, a strptime format, or auto",
     )
     args = p.parse_args(argv)
+    return run(lambda: _convert(args))
+
+
+def _convert(args):
     columns = {
         "session_col": args.session_col,
         "item_col": args.item_col,
         "time_col": args.time_col,
-        "delimiter": _delimiter(args.delimiter),
+        "delimiter": args.delimiter,
         "time_format": args.time_format,
     }
-    try:
+    with regular_input(args.input) as source:
         ds = read_input(
-            args.source,
-            args.input,
-            args.name,
-            args.keep_ids,
-            args.raw_format,
-            args.test_days,
-            columns,
+            args.source, source, args.name, args.keep_ids, args.raw_format, args.test_days, columns
         )
-        print(f"read {args.source} {args.input}\n  {describe(ds)}")
-        notes = []
-        paths = write_output(ds, args.to, args.out, args.name, report=notes.append)
-        print(f"wrote {args.to}: " + ", ".join(paths))
-        for note in notes:
-            print(f"  {note}")
-    except (DataError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    print(f"read {args.source} {args.input}\n  {describe(ds)}")
+    notes = []
+    paths = write_output(ds, args.to, args.out, args.name, report=notes.append)
+    print(f"wrote {args.to}: " + ", ".join(paths))
+    for note in notes:
+        print(f"  {note}")
     return 0
 
 

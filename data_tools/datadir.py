@@ -37,13 +37,16 @@ test period. A ``DATA_DIR/custom/custom.json`` can change any of that, e.g.
 Prepared arrays go to ``DATA_DIR/NAME/prepared/``, or, when that folder
 cannot be written or is marked read-only (no write permission bits), to
 ``$XDG_CACHE_HOME/minisriem/NAME/`` (default ``~/.cache/minisriem/NAME/``).
-They are rebuilt when a source file's size or modification time changes.
+They are rebuilt when a source file changes: its size, modification time or
+content (a sha256 of its bytes, computed as it is read in blocks).
 """
 
 import json
 import os
 
+from .cliopts import check_test_days, check_time_format
 from .errors import DataError
+from .fileio import check_regular
 
 RAW_FILES = {
     "diginetica": "train-item-views.csv",
@@ -176,10 +179,11 @@ def _exchange_files(name, folder):
 
 
 def _custom_options(path):
+    check_regular(path)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             options = json.load(f)
-    except ValueError as e:
+    except (ValueError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(options, dict):
         raise DataError(f"{path}: expected a JSON object of options")
@@ -187,4 +191,17 @@ def _custom_options(path):
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise DataError(f"{path}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+    for key in ("file", "session_col", "item_col", "time_col", "delimiter"):
+        if key in options and (not isinstance(options[key], str) or not options[key]):
+            raise DataError(f"{path}: {key} must be a non-empty string, got {options[key]!r}")
+    if "delimiter" in options and (
+        len(options["delimiter"]) != 1 or options["delimiter"] in "\r\n"
+    ):
+        raise DataError(
+            f"{path}: delimiter must be one character (\\t for tab), got {options['delimiter']!r}"
+        )
+    if "test_days" in options:
+        options["test_days"] = check_test_days(options["test_days"], f"{path}: test_days")
+    if "time_format" in options:
+        check_time_format(options["time_format"], f"{path}: time_format")
     return options

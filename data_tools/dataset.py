@@ -33,6 +33,9 @@ of item ``i`` is ``i``.
 
 import json
 import os
+import struct
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -87,6 +90,7 @@ class Dataset:
         test_sessions_time=None,
     ):
         self.name = name
+        self.loaded_from = None  # the prepared folder it was read from, when given as a path
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.train = train
         self.test = test
@@ -176,15 +180,149 @@ def read_info(folder):
             info = json.load(f)
     except (OSError, ValueError):
         return None
+    if not isinstance(info, dict):
+        return None
     if info.get("format") != FORMAT or info.get("version") != VERSION:
         return None
-    if not os.path.exists(os.path.join(folder, ARRAYS)):
+    if not isinstance(info.get("name"), str) or not isinstance(info.get("provenance"), dict):
+        return None
+    if not os.path.isfile(os.path.join(folder, ARRAYS)):
         return None
     return info
 
 
+MAX_N_ITEMS = 2**24
+"""The most item ids a dataset may have (16,777,216; the largest catalogue of the
+field's benchmarks is under a million). A larger ``n`` means one id far above
+the others, which would size the model (and the id table) by it."""
+
+# The arrays of the format: name -> dtype kinds allowed ("i" signed, "u" unsigned int,
+# "b" bool, "f" float, "U" text). Anything else in the file is ignored.
+_REQUIRED = {
+    "item_ids": "iu",
+    "sessions_offsets": "iu",
+    "sessions_items": "iu",
+    **{f"{part}_{field}": "iu" for part in ("train", "test") for field in
+       ("offsets", "items", "targets", "session")},
+}  # fmt: skip
+_OPTIONAL = {
+    "train_noise": "b",
+    "test_noise": "b",
+    "item_tokens": "U",
+    "sessions_time": "fiu",
+    "test_sessions_time": "fiu",
+}
+ZIP_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # a member "needs" a zip feature we lack (a flipped version byte)
+    RuntimeError,  # a member marked encrypted
+    struct.error,
+)
+"""What reading a damaged ``.npz`` can raise, from zipfile, zlib and NumPy."""
+MAX_EXPANSION = 64
+"""A member of ``dataset.npz`` may unpack to at most this many times the file's size
+(our files are stored uncompressed; a compressed one holding far more is refused)."""
+
+
+def npy_header(zf, info):
+    """``(shape, dtype)`` of one ``.npy`` member of an open zip, checked to fit in the member.
+
+    The header is read without the data; a header claiming more data than
+    the member holds (which would make NumPy allocate it all) raises ValueError.
+    """
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    size = int(np.prod(shape, dtype=object)) * max(dtype.itemsize, 1)
+    if size > info.file_size:
+        raise ValueError(
+            f"{info.filename} claims {size:,} bytes of data but holds {info.file_size:,}"
+        )
+    return tuple(shape), dtype
+
+
+def check_n_items(n, path):
+    """Refuse a number of items above :data:`MAX_N_ITEMS`, naming the file."""
+    if n > MAX_N_ITEMS:
+        raise DataError(
+            f"{path}: the largest item id is {n:,}, more than the {MAX_N_ITEMS:,} this tool "
+            "handles (the model is sized by it): number the items 1..n (convert the data "
+            "without --keep-ids)"
+        )
+
+
+def _read_arrays(npz_path):
+    """The format's arrays of a ``dataset.npz``, read without pickle, sizes checked first."""
+    try:
+        size = os.path.getsize(npz_path)
+        with zipfile.ZipFile(npz_path) as zf:
+            members = {info.filename: info for info in zf.infolist()}
+        limit = MAX_EXPANSION * size + (1 << 20)
+        for info in members.values():
+            if info.file_size > limit:
+                raise DataError(
+                    f"{npz_path}: member {info.filename} unpacks to {info.file_size:,} bytes, "
+                    "far more than the file; it is not one of ours: prepare the data again"
+                )
+        missing = [k for k in _REQUIRED if k + ".npy" not in members]
+        if missing:
+            raise DataError(
+                f"{npz_path}: incomplete, no {', '.join(missing)}; prepare the data again"
+            )
+        out = {}
+        with zipfile.ZipFile(npz_path) as zf, np.load(npz_path, allow_pickle=False) as z:
+            for key, kinds in {**_REQUIRED, **_OPTIONAL}.items():
+                if key + ".npy" not in members:
+                    continue
+                npy_header(zf, members[key + ".npy"])
+                value = z[key]
+                if value.ndim != 1 or value.dtype.kind not in kinds:
+                    raise DataError(
+                        f"{npz_path}: {key} must be a 1-D array of "
+                        f"{'integers' if kinds == 'iu' else kinds}, found {value.dtype} "
+                        f"of shape {value.shape}; prepare the data again"
+                    )
+                out[key] = value
+        return out
+    except DataError:
+        raise
+    except ZIP_ERRORS as e:
+        raise DataError(
+            f"{npz_path}: cannot read prepared arrays ({type(e).__name__}: {e}); prepare it again"
+        ) from e
+
+
+def _checked_split(a, part, n_items, path):
+    where = f"{path}: {part} examples"
+    offsets, items = a[f"{part}_offsets"], a[f"{part}_items"]
+    targets, session = a[f"{part}_targets"], a[f"{part}_session"]
+    if len(offsets) != len(targets) + 1 or len(session) != len(targets):
+        raise DataError(f"{where}: offsets, targets and session disagree in length")
+    if offsets[0] != 0 or offsets[-1] != len(items) or np.any(np.diff(offsets) < 1):
+        raise DataError(f"{where}: offsets must rise from 0 to the number of items")
+    for what, ids in (("items", items), ("targets", targets)):
+        if len(ids) and (ids.min() < 1 or ids.max() > n_items):
+            raise DataError(f"{where}: {what} hold ids outside 1..{n_items}")
+    if len(session) and (session.min() < 0 or np.any(np.diff(session) < 0)):
+        raise DataError(f"{where}: session indices must be non-negative and nondecreasing")
+    if session.max(initial=0) >= 2**31 or len(items) >= 2**62:
+        raise DataError(f"{where}: session indices too large")
+    noise = a.get(f"{part}_noise")
+    if noise is not None and noise.shape != items.shape:
+        raise DataError(f"{where}: noise is not aligned with the items")
+    return Split(offsets, items, targets, session, noise)
+
+
 def load_prepared(path):
-    """Load a prepared dataset from its folder or its ``.npz`` file.
+    """Load a prepared dataset from its folder or its ``.npz`` file, checking every array.
 
     Parameters
     ----------
@@ -195,7 +333,14 @@ def load_prepared(path):
     Returns
     -------
     Dataset
+
+    Raises
+    ------
+    DataError
+        Naming the file and what is wrong: missing, truncated or incomplete
+        files, arrays of the wrong type or shape, ids out of range.
     """
+    path = os.fspath(path)
     folder = os.path.dirname(path) if path.endswith(".npz") else path
     npz_path = path if path.endswith(".npz") else os.path.join(folder, ARRAYS)
     info = read_info(folder)
@@ -204,34 +349,47 @@ def load_prepared(path):
             f"{os.path.join(folder, INFO)}: missing or not a {FORMAT} file; "
             "prepare the data with `python -m data_tools.preprocess`"
         )
+    a = _read_arrays(npz_path)
+    item_ids = a["item_ids"]
+    if len(item_ids) < 2:
+        raise DataError(f"{npz_path}: item_ids holds no item; prepare the data again")
+    n_items = len(item_ids) - 1
+    check_n_items(n_items, npz_path)
+    if len(np.unique(item_ids[1:])) != n_items:
+        raise DataError(f"{npz_path}: item_ids has duplicate raw ids; prepare the data again")
+    train = _checked_split(a, "train", n_items, npz_path)
+    test = _checked_split(a, "test", n_items, npz_path)
+    s_offsets, s_items = a["sessions_offsets"], a["sessions_items"]
+    if (
+        len(s_offsets) < 1
+        or s_offsets[0] != 0
+        or s_offsets[-1] != len(s_items)
+        or np.any(np.diff(s_offsets) < 0)
+    ):
+        raise DataError(f"{npz_path}: sessions_offsets must rise from 0 to len(sessions_items)")
+    if len(s_items) and (s_items.min() < 1 or s_items.max() > n_items):
+        raise DataError(f"{npz_path}: sessions_items hold ids outside 1..{n_items}")
+    if len(train.session) and train.session.max() >= len(s_offsets) - 1:
+        raise DataError(f"{npz_path}: train_session points past the training sessions")
     try:
-        with np.load(npz_path) as z:
-            a = {key: z[key] for key in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{npz_path}: cannot read prepared arrays ({e}); prepare it again") from e
-
-    def split(part):
-        return Split(
-            a[f"{part}_offsets"],
-            a[f"{part}_items"],
-            a[f"{part}_targets"],
-            a[f"{part}_session"],
-            a.get(f"{part}_noise"),
+        ds = Dataset(
+            info["name"],
+            item_ids,
+            train,
+            test,
+            s_offsets,
+            s_items,
+            provenance=info["provenance"],
+            item_tokens=a.get("item_tokens"),
+            sessions_time=a.get("sessions_time"),
+            test_sessions_time=a.get("test_sessions_time"),
         )
-
-    return Dataset(
-        info["name"],
-        a["item_ids"],
-        split("train"),
-        split("test"),
-        a["sessions_offsets"],
-        a["sessions_items"],
-        stats=info["stats"],
-        provenance=info["provenance"],
-        item_tokens=a.get("item_tokens"),
-        sessions_time=a.get("sessions_time"),
-        test_sessions_time=a.get("test_sessions_time"),
-    )
+    except ValueError as e:
+        raise DataError(f"{npz_path}: {e}; prepare the data again") from e
+    for t in (ds.sessions_time, ds.test_sessions_time):
+        if t is not None and not np.all(np.isfinite(t)):
+            raise DataError(f"{npz_path}: click times must be finite; prepare the data again")
+    return ds
 
 
 def compute_stats(ds):

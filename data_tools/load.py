@@ -42,7 +42,9 @@ def load_dataset(name, data_dir=None, **synthetic_options):
     folder = os.path.join(resolve_data_dir(data_dir), name)
     if name not in NAMES:
         if os.path.isfile(name) or os.path.isfile(os.path.join(name, ARRAYS)):
-            return load_prepared(name)
+            ds = load_prepared(name)
+            ds.loaded_from = os.path.abspath(name)  # recorded by a run, to find it again
+            return ds
         if not _is_folder_name(name) or not os.path.isdir(folder):
             raise DataError(
                 f"unknown dataset {name!r}: use one of {', '.join(NAMES)}, a folder "
@@ -55,7 +57,10 @@ def load_dataset(name, data_dir=None, **synthetic_options):
     for cache in caches:
         info = read_info(cache)
         if info is not None and info["provenance"].get("source") == source:
-            return load_prepared(cache)
+            try:
+                return load_prepared(cache)
+            except DataError as e:  # truncated or damaged: prepare it again below
+                warnings.warn(f"{e}; rebuilding it from {paths[0]}", stacklevel=2)
 
     ds = _build(name, kind, folder, paths, options)
     for cache in caches:

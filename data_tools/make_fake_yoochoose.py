@@ -15,8 +15,12 @@ memory: keep the file out of the repository.
 """
 
 import argparse
+import sys
 
 import numpy as np
+
+from .cliopts import integer, run
+from .fileio import atomic_outputs
 
 START = np.datetime64("2014-04-01T00:00:00.000", "ms")
 SPAN_MS = 183 * 86400 * 1000
@@ -76,12 +80,19 @@ def write_fake(path, rows, seed=0, n_items=52000, block_sessions=200_000):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m data_tools.make_fake_yoochoose")
     p.add_argument("--out", required=True)
-    p.add_argument("--rows", type=int, default=33_000_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", type=integer(low=1, high=10**9), default=33_000_000)
+    p.add_argument("--seed", type=integer(low=0, high=2**32 - 1), default=0)
+    p.add_argument("--items", type=integer(low=1, high=900_000), default=52_000)
     args = p.parse_args(argv)
-    n = write_fake(args.out, args.rows, seed=args.seed)
-    print(f"wrote {n:,} rows to {args.out}")
+
+    def body():
+        with atomic_outputs([args.out]) as (tmp,):
+            n = write_fake(tmp, args.rows, seed=args.seed, n_items=args.items)
+        print(f"wrote {n:,} rows to {args.out}")
+        return 0
+
+    return run(body)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

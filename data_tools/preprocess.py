@@ -19,8 +19,8 @@ import argparse
 import os
 import sys
 
-from .errors import DataError
-from .fileio import fingerprint
+from .cliopts import check_test_days, delimiter, number, run, time_format
+from .fileio import fingerprint, regular_input
 from .protocol import run_protocol, to_dataset
 from .readers import read_custom, read_diginetica, read_yoochoose
 from .srgnn import export_srgnn
@@ -84,6 +84,7 @@ def prepare_custom(path, test_days=7, name="custom", keep_times=False, **columns
     -------
     Dataset
     """
+    test_days = check_test_days(test_days)
     source = {
         "source": fingerprint([path]),
         "input_format": "custom",
@@ -103,17 +104,13 @@ def write(ds, folder, fmt):
         ds.save(folder)
 
 
-def _delimiter(text):
-    return "\t" if text in ("\\t", "tab", "TAB") else text
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m data_tools.preprocess",
         description="Prepare a raw click log with the SR-GNN protocol.",
     )
     p.add_argument("--dataset", required=True, choices=["diginetica", "yoochoose", "custom"])
-    p.add_argument("--input", required=True, help="the raw file")
+    p.add_argument("--input", required=True, help="the raw file (a pipe is copied once)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--format",
@@ -125,45 +122,50 @@ def main(argv=None):
     g.add_argument("--session-col", default="session_id")
     g.add_argument("--item-col", default="item_id")
     g.add_argument("--time-col", default="timestamp")
-    g.add_argument("--delimiter", default=",", help="one character; 'tab' for tabs")
+    g.add_argument("--delimiter", type=delimiter, default=",", help="one character; 'tab' for tabs")
     g.add_argument(
         "--time-format",
+        type=time_format,
         default="auto",
-        help="unix, unix_ms, iso, a strptime format like '%%d/%%m/%%Y %%H:%%M', or auto",
+        help="unix, unix_ms, iso, a strptime format like '%%d/%%m/%%Y %%H:%%M', or auto "
+        "(Unix seconds or milliseconds by the number of digits, else iso; says which)",
     )
-    g.add_argument("--test-days", type=float, default=7.0, help="length of the test period")
+    g.add_argument(
+        "--test-days",
+        type=number(low=0, high=3650, low_open=True),
+        default=7.0,
+        help="length of the test period, in days (0, 3650]",
+    )
     args = p.parse_args(argv)
-    try:
+    return run(lambda: _prepare(args))
+
+
+def _prepare(args):
+    with regular_input(args.input) as source:
         if args.dataset == "diginetica":
-            outputs = {args.out: prepare_diginetica(args.input)}
+            outputs = {args.out: prepare_diginetica(source)}
         elif args.dataset == "yoochoose":
-            fractions = prepare_yoochoose(args.input)
+            fractions = prepare_yoochoose(source)
             outputs = {os.path.join(args.out, n): ds for n, ds in fractions.items()}
         else:
             ds = prepare_custom(
-                args.input,
+                source,
                 test_days=args.test_days,
                 session_col=args.session_col,
                 item_col=args.item_col,
                 time_col=args.time_col,
-                delimiter=_delimiter(args.delimiter),
+                delimiter=args.delimiter,
                 time_format=args.time_format,
             )
             outputs = {args.out: ds}
-        for folder, ds in outputs.items():
-            write(ds, folder, args.format)
-            s = ds.stats
-            print(
-                f"{folder}: {s['clicks']:,} clicks, {s['train_examples']:,} train / "
-                f"{s['test_examples']:,} test examples, {s['items']:,} items "
-                f"(n = {s['n_items']:,}), average length {s['avg_length']:.3f}"
-            )
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for folder, ds in outputs.items():
+        write(ds, folder, args.format)
+        s = ds.stats
+        print(
+            f"{folder}: {s['clicks']:,} clicks, {s['train_examples']:,} train / "
+            f"{s['test_examples']:,} test examples, {s['items']:,} items "
+            f"(n = {s['n_items']:,}), average length {s['avg_length']:.3f}"
+        )
     return 0
 
 

@@ -27,6 +27,7 @@ memory:
 
 import numpy as np
 
+from .cliopts import check_test_days
 from .dataset import Dataset
 from .errors import DataError
 from .split import Split, augment
@@ -101,6 +102,7 @@ def run_protocol(clicks, test_days, path="input", keep_times=False):
     -------
     Prepared
     """
+    test_days = check_test_days(test_days)
     # 1. group rows by session (then by order key); stable sorts keep file order for ties
     if clicks.order is None:
         rows = np.argsort(clicks.session, kind="stable")

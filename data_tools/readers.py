@@ -26,8 +26,11 @@ The file is read twice: once to count lines, once to parse blocks of lines
 straight into preallocated arrays, so memory stays near 20 bytes per row.
 """
 
+import sys
+
 import numpy as np
 
+from .cliopts import check_time_format
 from .errors import DataError
 from .textparse import Fields, count_lines, iter_blocks, open_text
 
@@ -102,6 +105,7 @@ def _read(path, *, delimiter, n_fields, cols, names, date_kind, skip_lines, bloc
             item[r : r + n] = np.asarray(codes, dtype=np.int32)[inverse.ravel()]
             if date_kind in ("unix", "unix_ms"):
                 value = fields.integers(cols["date"], names["date"])
+                _check_unit(value, date_kind, fields, cols["date"], names["date"])
                 date[r : r + n] = value // 1000 if date_kind == "unix_ms" else value
                 if order is not None:
                     order[r : r + n] = value
@@ -121,6 +125,56 @@ def _read(path, *, delimiter, n_fields, cols, names, date_kind, skip_lines, bloc
         raise DataError(f"{path}: no data rows; the file is empty")
     item_raw = np.fromiter(code_of, dtype=np.int64, count=len(code_of))
     return Clicks(session[:r], item[:r], item_raw, date[:r], None if order is None else order[:r])
+
+
+# Unix times in seconds of 1973-03-03 .. 5138-11-16; in milliseconds, the same span is
+# 1e11 .. 1e14. A value outside its unit's span is a time in another unit.
+UNIT_SPANS = {"unix": (0, 10**11), "unix_ms": (10**11, 10**14)}
+
+
+def _check_unit(value, kind, fields, col, what):
+    """Refuse Unix times that are not in ``kind``'s unit (seconds or milliseconds)."""
+    low, high = UNIT_SPANS[kind]
+    bad = (value < low) | (value >= high)
+    if kind == "unix":
+        bad = value >= high
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        guess = "milliseconds (time_format unix_ms)" if value[i] >= 10**11 else "seconds"
+        if value[i] >= 10**14:
+            guess = "micro- or nanoseconds: convert them to seconds first"
+        unit = "seconds" if kind == "unix" else "milliseconds"
+        raise DataError(
+            f"{fields.path}:{fields.line[i]}: {what} {int(value[i])} is not a Unix time in "
+            f"{unit} (it reads as {guess}); set the time format to match"
+        )
+
+
+def detect_time_format(value):
+    """The time format a custom log's first time value implies, and why, in words.
+
+    Parameters
+    ----------
+    value : str, the first data row's time field
+
+    Returns
+    -------
+    format : str, ``"unix"``, ``"unix_ms"`` or ``"iso"``
+    note : str, what was assumed (for the user)
+    """
+    if value.isascii() and value.isdigit():
+        if len(value) <= 11:
+            return "unix", f"time values like {value} read as Unix seconds"
+        if len(value) <= 14:
+            return (
+                "unix_ms",
+                f"time values like {value} ({len(value)} digits) read as Unix milliseconds",
+            )
+        raise DataError(
+            f"time value {value} has {len(value)} digits: neither Unix seconds nor "
+            "milliseconds; convert it to seconds, or give --time-format"
+        )
+    return "iso", f"time values like {value!r} read as ISO dates"
 
 
 def _header(path):
@@ -228,7 +282,8 @@ def read_custom(
         ``date`` and ``order`` are both the time; the session's date is the
         time of its last row in file order, as in the SR-GNN protocol.
     """
-    if len(delimiter) != 1:
+    check_time_format(time_format)
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise DataError(f"delimiter must be one character, got {delimiter!r}")
     header = [name.strip() for name in _header(path).split(delimiter)]
     cols = {}
@@ -245,7 +300,11 @@ def read_custom(
             f.readline()
             line = f.readline().decode("utf-8", "replace").rstrip("\r\n").split(delimiter)
         value = line[cols["date"]].strip() if len(line) > cols["date"] else ""
-        time_format = "unix" if value.isdigit() else "iso"
+        try:
+            time_format, note = detect_time_format(value)
+        except DataError as e:
+            raise DataError(f"{path}:2: {e}") from None
+        print(f"note: {path}: {note} (time format auto)", file=sys.stderr)
     names = {"session": session_col, "item": item_col, "date": time_col, "order": time_col}
     return _read(
         path,

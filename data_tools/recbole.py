@@ -33,7 +33,7 @@ import numpy as np
 from .clicklog import find_columns, number_items, read_header, read_token_clicks
 from .dataset import Dataset
 from .errors import DataError
-from .fileio import atomic_outputs, fingerprint
+from .fileio import atomic_outputs, check_regular, fingerprint
 from .protocol import run_protocol, to_dataset
 from .readers import Clicks
 from .split import Split, sessions_from_examples
@@ -148,6 +148,7 @@ def _read_split_file(path, item_codes):
     lengths, items, targets, session = array("q"), array("q"), array("q"), array("q")
     previous, run = None, -1
     code = item_codes.setdefault
+    check_regular(path)
     with open(path, encoding="utf-8", errors="replace") as f:
         f.readline()
         for number, line in enumerate(f, start=2):

@@ -21,9 +21,9 @@ import warnings
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import Dataset, check_n_items
 from .errors import DataError
-from .fileio import atomic_outputs, fingerprint
+from .fileio import atomic_outputs, check_regular, fingerprint
 from .split import Split, augment, sessions_of
 
 TRAIN, TEST, ALL_TRAIN = "train.txt", "test.txt", "all_train_seq.txt"
@@ -43,8 +43,9 @@ class _ListsAndInts(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
             return list
+        asked = " ".join(f"{module}.{name}".split())[:80]  # one line, however it is spelled
         raise DataError(
-            f"{self.path}: refused to load: the pickle asks for {module}.{name}, but "
+            f"{self.path}: refused to load: the pickle asks for {asked}, but "
             "SR-GNN data holds only lists, tuples and ints (the file may be unsafe)"
         )
 
@@ -62,6 +63,7 @@ def read_pickle(path):
         Nested lists/tuples of ints. Other types (str, float, dict, ...,
         or any class) raise :class:`DataError` naming the file.
     """
+    check_regular(path)
     try:
         with open(path, "rb") as f:
             obj = _ListsAndInts(f, path).load()
@@ -70,7 +72,10 @@ def read_pickle(path):
     except FileNotFoundError as e:
         raise DataError(f"{path}: file not found") from e
     except Exception as e:  # noqa: BLE001 - any unpickling failure is bad input
-        raise DataError(f"{path}: not a readable SR-GNN pickle ({type(e).__name__}: {e})") from e
+        reason = " ".join(str(e).split())  # some unpickling errors span lines
+        raise DataError(
+            f"{path}: not a readable SR-GNN pickle ({type(e).__name__}: {reason})"
+        ) from e
     return obj
 
 
@@ -88,6 +93,13 @@ def _sequences_to_csr(seqs, path, what):
     if bad:
         raise DataError(f"{path}: {what} must hold lists of ints, found {_names(bad)}")
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    if int(lengths.sum()) > os.path.getsize(path):
+        # Each int takes at least two bytes of pickle; more ints than bytes means the
+        # file repeats one list many times (a memory bomb), which SR-GNN never writes.
+        raise DataError(
+            f"{path}: {what} refer to the same lists over and over ({int(lengths.sum()):,} ids "
+            "from a smaller file); it is not an SR-GNN pickle"
+        )
     if np.any(lengths == 0):
         raise DataError(f"{path}: {what} entry {int(np.argmin(lengths))} is empty")
     flat = itertools.chain.from_iterable(seqs)
@@ -102,7 +114,10 @@ def _sequences_to_csr(seqs, path, what):
 
 def _ids(values, count, path, what):
     """ndarray of shape (count,), int32: item ids, checked to be 1..2**31-1."""
-    ids = np.fromiter(values, dtype=np.int64, count=count)
+    try:
+        ids = np.fromiter(values, dtype=np.int64, count=count)
+    except OverflowError:
+        raise DataError(f"{path}: {what} has item ids outside 1..2**31-1") from None
     if count and (ids.min() < 1 or ids.max() >= 2**31):
         raise DataError(f"{path}: {what} has item ids outside 1..2**31-1")
     return ids.astype(np.int32)
@@ -183,6 +198,7 @@ def import_srgnn(folder, name):
 
     n = max(int(a.max(initial=0)) for a in (train.items, train.targets, test.items, test.targets))
     n = max(n, int(s_items.max(initial=0)))
+    check_n_items(n, folder)
     item_ids = np.arange(n + 1, dtype=np.int64)
     item_ids[0] = -1
     ds = Dataset(name, item_ids, train, test, s_offsets, s_items)

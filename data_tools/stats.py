@@ -11,7 +11,7 @@ of a prepared folder or ``dataset.npz``.
 import argparse
 import sys
 
-from .errors import DataError
+from .cliopts import run
 from .load import load_dataset
 
 ROWS = (
@@ -51,13 +51,13 @@ def main(argv=None):
     p.add_argument("--dataset", required=True, help="dataset name or prepared folder/.npz")
     p.add_argument("--data-dir", default=None, help="default: $MINISRIEM_DATA, else ./data")
     args = p.parse_args(argv)
-    try:
+
+    def body():
         ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(ds.stats, ds.name))
-    return 0
+        print(format_table(ds.stats, ds.name))
+        return 0
+
+    return run(body)
 
 
 if __name__ == "__main__":

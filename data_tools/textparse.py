@@ -13,6 +13,7 @@ import datetime
 import numpy as np
 
 from .errors import DataError
+from .fileio import check_regular
 
 NEWLINE, CR = 10, 13
 ZERO = ord("0")
@@ -29,6 +30,7 @@ def open_text(path):
     -------
     file object
     """
+    check_regular(path)
     try:
         return open(path, "rb")
     except FileNotFoundError as e:
@@ -172,9 +174,16 @@ class Fields:
         chars, lengths = self.chars(col, min(max(width, 1), 18))
         digits = chars.astype(np.int64) - ZERO  # R, W
         inside = np.arange(chars.shape[1]) < lengths[:, None]
-        bad = (lengths == 0) | (lengths > 18) | np.any(inside & ((digits < 0) | (digits > 9)), 1)
+        bad = (lengths == 0) | np.any(inside & ((digits < 0) | (digits > 9)), 1)
         if bad.any():
             self.fail(bad, col, what, "an integer (digits 0-9 only)")
+        too_long = lengths > 18
+        if too_long.any():
+            i = int(np.flatnonzero(too_long)[0])
+            raise DataError(
+                f"{self.path}:{self.line[i]}: {what} {self.text(i, col)[:40]!r} is longer "
+                "than 18 digits, beyond the 64-bit integers this tool reads"
+            )
         value = np.zeros(len(self), dtype=np.int64)
         for j in range(chars.shape[1]):  # Horner's rule, one digit column at a time
             value = np.where(inside[:, j], value * 10 + digits[:, j], value)

@@ -20,6 +20,7 @@ that a newer version wrote, raises :class:`ModelFileError` with a one-line
 message.
 """
 
+import contextlib
 import json
 import os
 import zipfile
@@ -27,7 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_tools.fileio import atomic_outputs
+from data_tools.dataset import MAX_N_ITEMS, ZIP_ERRORS, npy_header
+from data_tools.errors import DataError
+from data_tools.fileio import atomic_outputs, check_regular
 from minisriem.config import Config
 from minisriem.model import SRIEM
 
@@ -212,43 +215,153 @@ def save_checkpoint(path, model, config, item_ids, optimizer, state):
 # Reading
 
 
+MAX_JSON_BYTES = 64 << 20
+"""The most a JSON member (``config``, ``meta``, ``state``) may take."""
+STATE_KEYS = {
+    "epoch": int,
+    "step": int,
+    "global_step": int,
+    "loss_sum": float,
+    "loss_count": int,
+    "history": list,
+    "status": str,
+}
+
+
+class _Archive:
+    """The members of one of our ``.npz`` files, read one at a time, sizes checked first.
+
+    ``np.load`` would read any array the file holds; this reads only the
+    ones asked for, after checking each one's header (shape and dtype)
+    against what the format expects, so a hostile file cannot make us
+    allocate more than it holds.
+    """
+
+    def __init__(self, path, what):
+        self.path, self.what = path, what
+        try:
+            check_regular(path)
+        except DataError as e:
+            raise ModelFileError(str(e)) from None
+        try:
+            self.zip = zipfile.ZipFile(path)
+            self.members = {
+                info.filename[:-4]: info
+                for info in self.zip.infolist()
+                if info.filename.endswith(".npy")
+            }
+        except ZIP_ERRORS as e:
+            raise ModelFileError(
+                f"{path} is not a minisriem {what} file (not a NumPy .npz: {e})"
+            ) from None
+        size = os.path.getsize(path)
+        for key, info in self.members.items():
+            if info.file_size > 64 * size + (1 << 20):
+                raise ModelFileError(
+                    f"{path}: {key} unpacks to {info.file_size:,} bytes, far more than the "
+                    f"file holds; it is not a minisriem {what} file"
+                )
+
+    def close(self):
+        self.zip.close()
+
+    def fail(self, field, problem):
+        raise ModelFileError(f"{self.path}: {field} {problem}")
+
+    def header(self, key):
+        """``(shape, dtype)`` of member ``key``, or a ModelFileError when it is missing."""
+        if key not in self.members:
+            self.fail(key, f"is missing; this {self.what} file is incomplete or not ours")
+        try:
+            shape, dtype = npy_header(self.zip, self.members[key])
+        except ZIP_ERRORS as e:
+            self.fail(key, f"is not a readable array ({e}); the file is damaged")
+        if dtype.hasobject:
+            self.fail(key, "holds Python objects, which this format never does")
+        return tuple(shape), dtype
+
+    def array(self, key, shape=None, kinds=None, what="an array"):
+        """Member ``key`` as an array, after checking its ``shape`` and dtype ``kinds``."""
+        found, dtype = self.header(key)
+        if shape is not None and found != tuple(shape):
+            self.fail(key, f"has the wrong shape {found}, expected {tuple(shape)} from the config")
+        if kinds is not None and dtype.kind not in kinds:
+            self.fail(key, f"must be {what}, found {dtype}")
+        try:
+            with self.zip.open(self.members[key]) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        except ZIP_ERRORS as e:
+            self.fail(key, f"is truncated or damaged ({e})")
+
+    def text(self, key):
+        if key in self.members and self.members[key].file_size > MAX_JSON_BYTES:
+            self.fail(key, "is too large for a JSON text")
+        value = self.array(key, shape=(), kinds="U", what="a text")
+        return str(value)
+
+    def json(self, key, kind=dict):
+        text = self.text(key)
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            self.fail(key, f"is not valid JSON ({e})")
+        if not isinstance(value, kind):
+            self.fail(
+                key,
+                f"must be a JSON {'object' if kind is dict else 'list'}, found "
+                f"{type(value).__name__}",
+            )
+        return value
+
+
 def _read_archive(path, expected_format):
-    """All arrays of one of our files, after checking its format and version."""
+    """Open one of our files, after checking its format marker and version."""
     what = "model" if expected_format == MODEL_FORMAT else "checkpoint"
+    archive = _Archive(path, what)
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except OSError:
+        if "format" not in archive.members or "format_version" not in archive.members:
+            raise ModelFileError(f"{path} is not a minisriem {what} file (no format marker)")
+        found = archive.text("format")
+        if found != expected_format:
+            hint = (
+                " (pass the run directory or its model.npz)" if found == CHECKPOINT_FORMAT else ""
+            )
+            raise ModelFileError(
+                f"{path} is a {found[:40]} file, not a {expected_format} file{hint}"
+            )
+        version = archive.array("format_version", shape=(), kinds="iu", what="an integer")
+        version = int(version)
+        if version < 1:
+            archive.fail("format_version", f"must be at least 1, found {version}")
+        if version > FORMAT_VERSION:
+            raise ModelFileError(
+                f"{path} has {what} format version {version}, newer than this minisriem reads "
+                f"({FORMAT_VERSION}): upgrade minisriem"
+            )
+    except BaseException:
+        archive.close()
         raise
-    except (ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ModelFileError(f"{path} is not a minisriem {what} file (not a NumPy .npz)") from e
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ModelFileError(f"{path} is not a minisriem {what} file (a single array, not .npz)")
+    return archive
+
+
+def _build_model(archive):
+    """The SRIEM, Config and item ids stored in ``archive``, every shape checked first."""
+    path = archive.path
+    config_dict = archive.json("config")
+    n_items = config_dict.get("n_items")
+    if isinstance(n_items, bool) or not isinstance(n_items, int) or not 1 <= n_items <= MAX_N_ITEMS:
+        archive.fail("config", f"n_items must be an integer in 1..{MAX_N_ITEMS}, found {n_items!r}")
     try:
-        with loaded:
-            arrays = {key: loaded[key] for key in loaded.files}
-    except (ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ModelFileError(f"{path} is not a minisriem {what} file (unreadable: {e})") from e
-    if "format" not in arrays or "format_version" not in arrays:
-        raise ModelFileError(f"{path} is not a minisriem {what} file (no format marker)")
-    found = str(arrays["format"])
-    if found != expected_format:
-        hint = " (pass the run directory or its model.npz)" if found == CHECKPOINT_FORMAT else ""
-        raise ModelFileError(f"{path} is a {found} file, not a {expected_format} file{hint}")
-    version = int(arrays["format_version"])
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has {what} format version {version}, newer than this minisriem reads "
-            f"({FORMAT_VERSION}): upgrade minisriem"
-        )
-    return arrays
-
-
-def _build_model(path, arrays):
-    """The SRIEM and Config stored in ``arrays``, parameters checked and copied in."""
-    config_dict = json.loads(str(arrays["config"]))
-    config = Config.from_dict(config_dict)
+        config = Config.from_dict(config_dict)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: config: {e}") from None
+    archive.array("param/E", shape=(n_items + 1, config.d), kinds="f", what="floating point")
+    item_ids = archive.array("item_ids", shape=(n_items + 1,), kinds="iu", what="integers")
+    item_ids = item_ids.astype(np.int64)
+    if len(np.unique(item_ids[1:])) != n_items:
+        archive.fail("item_ids", "has duplicate raw ids: each item needs its own")
     model = SRIEM(
-        config_dict["n_items"],
+        n_items,
         d=config.d,
         l=config.l,
         variant=config.variant,
@@ -256,11 +369,11 @@ def _build_model(path, arrays):
         dtype=np.float32,
     )
     for name, value in model.params.items():
-        key = f"param/{name}"
-        if key not in arrays or arrays[key].shape != value.shape:
-            raise ModelFileError(f"{path}: parameter {name} is missing or has the wrong shape")
-        value[...] = arrays[key]
-    return model, config
+        stored = archive.array(f"param/{name}", value.shape, "f", "floating point")
+        if not np.all(np.isfinite(stored)):
+            archive.fail(f"param/{name}", "holds NaN or infinite values; the model is damaged")
+        value[...] = stored
+    return model, config, item_ids
 
 
 def load_model(path):
@@ -278,19 +391,21 @@ def load_model(path):
     Raises
     ------
     ModelFileError
-        When the file is not a minisriem model or was written by a newer version.
+        Naming the file and the field, when the file is not a minisriem model,
+        is damaged, or was written by a newer version.
     FileNotFoundError
         When there is no such file.
     """
     path = model_path(path)
-    arrays = _read_archive(path, MODEL_FORMAT)
-    model, config = _build_model(path, arrays)
-    meta = json.loads(str(arrays["meta"]))
-    return SavedModel(model, config, arrays["item_ids"], meta, path)
+    archive = _read_archive(path, MODEL_FORMAT)
+    with contextlib.closing(archive):
+        model, config, item_ids = _build_model(archive)
+        meta = archive.json("meta")
+    return SavedModel(model, config, item_ids, meta, path)
 
 
 def load_checkpoint(path):
-    """Load a checkpoint saved by :func:`save_checkpoint`.
+    """Load a checkpoint saved by :func:`save_checkpoint`, checking the optimiser and state.
 
     Returns
     -------
@@ -298,9 +413,58 @@ def load_checkpoint(path):
         The model at the checkpoint (``meta`` is empty).
     adam_state : dict of arrays, for ``Adam.load_state_dict``
     state : dict, the run's position and history
+
+    Raises
+    ------
+    ModelFileError
+        When a part is missing (``state``, Adam's moments), of the wrong shape
+        or type; the message names the file and the field.
     """
-    arrays = _read_archive(path, CHECKPOINT_FORMAT)
-    model, config = _build_model(path, arrays)
-    adam_state = {k[len("adam/") :]: v for k, v in arrays.items() if k.startswith("adam/")}
-    state = json.loads(str(arrays["state"]))
-    return SavedModel(model, config, arrays["item_ids"], {}, path), adam_state, state
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    archive = _read_archive(path, CHECKPOINT_FORMAT)
+    with contextlib.closing(archive):
+        model, config, item_ids = _build_model(archive)
+        adam_state = {
+            "t": archive.array("adam/t", shape=(), kinds="iu", what="an integer"),
+            "lr": archive.array("adam/lr", shape=(), kinds="f", what="a number"),
+        }
+        if int(adam_state["t"]) < 0 or not np.isfinite(adam_state["lr"]):
+            archive.fail("adam/t", "and adam/lr must be a step count and a finite rate")
+        for name, value in model.params.items():
+            for moment in ("m", "v"):
+                key = f"adam/{moment}/{name}"
+                stored = archive.array(key, value.shape, "f", "floating point")
+                if not np.all(np.isfinite(stored)):
+                    archive.fail(key, "holds NaN or infinite values; the checkpoint is damaged")
+                adam_state[f"{moment}/{name}"] = stored
+        state = archive.json("state")
+    return SavedModel(model, config, item_ids, {}, path), adam_state, state
+
+
+def check_run_state(state, path):
+    """Refuse a training run's ``state`` (from :func:`load_checkpoint`) that lacks its position.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the checkpoint and the field, e.g. ``state.epoch``.
+    """
+    for key, kind in STATE_KEYS.items():
+        value = state.get(key)
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or (kind is int and value < 0):
+            raise ModelFileError(
+                f"{path}: state.{key} must be a{'n' if kind is int else ''} "
+                f"{kind.__name__}{' >= 0' if kind is int else ''}, found {value!r}; "
+                "the checkpoint is damaged: start the run again"
+            )
+    if state.get("phase", "select") not in ("select", "refit"):
+        raise ModelFileError(f"{path}: state.phase must be select or refit")
+    refit_epochs = state.get("refit_epochs")
+    if state.get("phase") == "refit" and (
+        isinstance(refit_epochs, bool) or not isinstance(refit_epochs, int) or refit_epochs < 1
+    ):
+        raise ModelFileError(f"{path}: state.refit_epochs must be an int >= 1 in the refit phase")

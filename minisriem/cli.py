@@ -6,10 +6,13 @@ follows one pattern::
     parser = cli.parser("python -m minisriem.NAME", "what it does")
     cli.add_data_options(parser)        # --dataset/--data-dir, as needed
     cli.add_settings(group, Config, [...])  # options built from the dataclass fields
-    args = parser.parse_args(argv)      # ranges are checked here
-    with cli.command(args.threads):     # threads limited before NumPy loads;
-        ...                             # DataError/ValueError/OSError -> "error: ...", exit 2
-                                        # Ctrl-C -> one line, exit 130
+    cli.add_threads_option(parser)      # more than the cores: a warning, then the cores
+    args = parser.parse_args(argv)      # ranges are checked here (exit 2)
+    return cli.run(body, args.threads)  # threads limited before NumPy loads; body() imports
+                                        # what it needs; DataError/ValueError/OSError ->
+                                        # "error: ..." (one line), exit 2; Ctrl-C -> exit 130
+
+The data tools have their own copy of these rules in :mod:`data_tools.cliopts`.
 
 This module imports nothing heavy, so ``--threads`` can still limit BLAS.
 """
@@ -34,7 +37,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def fail(message):
     """Print ``error: message`` on stderr and return the exit status for bad input, 2."""
-    print(f"error: {message}", file=sys.stderr)
+    text = " ".join(str(message).split("\n"))  # one line, whatever the message holds
+    print(f"error: {text}", file=sys.stderr)
     return 2
 
 
@@ -45,12 +49,20 @@ def parser(prog, description):
     )
 
 
+def plain_number(text):
+    """Whether ``text`` is written with ASCII characters and no ``_`` (Python reads ``1_0``
+    as 10 and the Arabic-Indic ``٣`` as 3; the options accept neither)."""
+    return text.isascii() and "_" not in text
+
+
 def _value_parser(f):
     """argparse ``type=`` for a numeric or string field: converts, then checks the range."""
     kind = type(f.default)
 
     def parse(text):
         try:
+            if kind is not str and not plain_number(text):
+                raise ValueError(text)  # int() and float() read "1_0" and other scripts' digits
             value = kind(text) if kind is str else (int(text) if kind is int else float(text))
         except ValueError:
             raise argparse.ArgumentTypeError(
@@ -66,7 +78,7 @@ def _value_parser(f):
     return parse
 
 
-def add_settings(group, cls, names=None, defaults=None):
+def add_settings(group, cls, names=None, defaults=None, flags=None):
     """Add one option per field of a settings dataclass, from the field's own definition.
 
     Parameters
@@ -77,25 +89,29 @@ def add_settings(group, cls, names=None, defaults=None):
     defaults : dict, optional; a default other than the field's for some names
         (``{"epochs": None}``: the dataset decides)
 
+    flags : dict, optional; other option names for some fields
+        (``{"eval_batch_size": ("--batch-size",)}``), the range staying the field's
+
     The option's ``dest`` is the field's name, so ``vars(args)`` can be passed
     as settings. Booleans get ``--name/--no-name``.
     """
     defaults = defaults or {}
+    other_flags = flags or {}
     for f in fields(cls):
         if names is not None and f.name not in names:
             continue
-        flags = f.metadata.get("flags") or (option_name(f),)
+        names_ = other_flags.get(f.name) or f.metadata.get("flags") or (option_name(f),)
         kw = {
             "dest": f.name,
             "default": defaults.get(f.name, f.default),
             "help": f.metadata["help"],
         }
         if isinstance(f.default, bool):
-            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+            group.add_argument(*names_, action=argparse.BooleanOptionalAction, **kw)
         elif "choices" in f.metadata:
-            group.add_argument(*flags, choices=f.metadata["choices"], **kw)
+            group.add_argument(*names_, choices=f.metadata["choices"], **kw)
         else:
-            group.add_argument(*flags, type=_value_parser(f), **kw)
+            group.add_argument(*names_, type=_value_parser(f), **kw)
 
 
 def given_settings(args, cls):
@@ -109,6 +125,8 @@ def given_settings(args, cls):
 
 def _threads(text):
     try:
+        if not plain_number(text):
+            raise ValueError(text)
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
@@ -151,6 +169,23 @@ def add_model_option(p):
     p.add_argument("--model", required=True, help="a model.npz or the run directory holding it")
 
 
+def check_output_path(output, *inputs):
+    """Refuse an output file that is one of the inputs (writing it would destroy the input).
+
+    Raises
+    ------
+    ValueError
+        Naming both and the fix.
+    """
+    if output is None or not os.path.exists(output):
+        return
+    if os.path.isdir(output):
+        raise ValueError(f"{output} is a folder: give a file name to write")
+    for given in inputs:
+        if given is not None and os.path.exists(given) and os.path.samefile(output, given):
+            raise ValueError(f"{output} is also an input ({given}): write to another file")
+
+
 def run(body, threads=None):
     """Start a command: limit threads (before NumPy loads), run ``body()``, map errors.
 
@@ -173,6 +208,8 @@ def run(body, threads=None):
             return body()
         except (DataError, ValueError, OSError) as e:
             return fail(e)
+        except MemoryError:
+            return fail("out of memory: use smaller settings (--d, --batch-size) or data")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -213,3 +213,43 @@ class TrainOptions(Settings):
     eval_batch_size: int = setting(
         512, "examples scored at once when evaluating", low=1, high=65_536
     )
+
+
+@dataclass
+class ServeOptions(Settings):
+    """How ``recommend`` answers: ``k`` items per session, ``batch_size`` sessions at once."""
+
+    k: int = setting(20, "number of items to recommend", low=1, high=100_000, flags=("-k",))
+    batch_size: int = setting(256, "sessions scored at once", low=1, high=65_536)
+
+
+@dataclass
+class Limits(Settings):
+    """Safety limits of a command (not saved with a run).
+
+    ``max_memory_gb``: the most memory a setting may imply (the model's
+    parameters, their gradients and Adam's two moments, and a batch of
+    scores), estimated before anything is allocated; 0 means the machine's
+    physical memory.
+    """
+
+    max_memory_gb: float = setting(
+        0.0,
+        "refuse settings whose model, Adam state and score batches need more than this many "
+        "GB (0: the machine's memory)",
+        low=0,
+        high=1e6,
+    )
+
+
+@dataclass
+class TimingOptions(Settings):
+    """Table 3's timing group: steps per model and round, rounds, test examples per round."""
+
+    timing_steps: int = setting(
+        30, "training steps per model and timing round", low=1, high=100_000
+    )
+    timing_rounds: int = setting(3, "timing rounds; medians are kept", low=1, high=1000)
+    timing_test: int = setting(
+        8192, "test examples ranked per timing round", low=1, high=10_000_000
+    )

@@ -13,36 +13,34 @@ target. Session length: the true number of items before the target; 10 and
 more form one group "10+", which is also the capped length the model reads.
 """
 
-import argparse
 import json
 import sys
 
-from minisriem.cli import HelpFormatter, fail, limit_threads
+from minisriem import cli
+from minisriem.config import Limits, TrainOptions
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m minisriem.evaluate",
-        description="Hit rate, recall, MRR, NDCG, item coverage, average popularity and "
+    p = cli.parser(
+        "python -m minisriem.evaluate",
+        "Hit rate, recall, MRR, NDCG, item coverage, average popularity and "
         "tail share at 5, 10, 20 on a test set, and hit, MRR, NDCG by session length.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--model", required=True, help="a model.npz or the run directory holding it")
-    p.add_argument(
-        "--dataset",
-        default=None,
-        help="dataset name or prepared dataset path (default: the one the model was trained on)",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder holding DATASET/ (default: $MINISRIEM_DATA, else ./data)",
+    cli.add_model_option(p)
+    cli.add_data_options(
+        p,
+        dataset_help="dataset name or prepared dataset path (default: the one the model was "
+        "trained on, as its run directory's config.json records it)",
     )
     p.add_argument("--out", default=None, help="write the results as JSON to this file")
-    p.add_argument("--batch-size", type=int, default=512, help="test examples scored at once")
-    p.add_argument(
-        "--threads", type=int, default=None, help="threads for BLAS and Numba (default: all)"
+    cli.add_settings(
+        p,
+        TrainOptions,
+        ["eval_batch_size"],
+        flags={"eval_batch_size": ("--batch-size",)},
     )
+    cli.add_settings(p, Limits)
+    cli.add_threads_option(p)
     return p
 
 
@@ -109,25 +107,27 @@ def read_evaluation(path):
 def main(argv=None):
     """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.threads is not None:
-            limit_threads(args.threads)
-        from data_tools import DataError  # NumPy loads here, after limit_threads
+
+    def body():
         from minisriem.checkpoint import write_text
+        from minisriem.recommend import saved_path
         from minisriem.workflow import evaluate
-    except ValueError as e:
-        return fail(e)
-    try:
+
+        cli.check_output_path(args.out, args.model, saved_path(args.model))
         result = evaluate(
-            args.model, args.dataset, data_dir=args.data_dir, batch_size=args.batch_size
+            args.model,
+            args.dataset,
+            data_dir=args.data_dir,
+            batch_size=args.eval_batch_size,
+            max_memory_gb=args.max_memory_gb,
         )
         print(format_report(result))
         if args.out:
-            write_text(args.out, json.dumps(result, indent=2) + "\n")
+            write_text(args.out, json.dumps(result, indent=2, allow_nan=False) + "\n")
             print(f"written to {args.out}")
-    except (DataError, ValueError, OSError) as e:
-        return fail(e)
-    return 0
+        return 0
+
+    return cli.run(body, args.threads)
 
 
 if __name__ == "__main__":

@@ -8,23 +8,21 @@ one per line, and writes CSV (``line,rank,item,score``) or JSON lines. A thin
 wrapper over :func:`minisriem.workflow.recommend_sessions`.
 """
 
-import argparse
 import json
 import sys
 
-from minisriem.cli import HelpFormatter, fail
+from minisriem import cli
+from minisriem.config import ServeOptions
 
 MAX_WARNINGS = 5
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m minisriem.recommend",
-        description="Top-k next items for a session, in raw item ids, with each session "
-        "item's importance.",
-        formatter_class=HelpFormatter,
+    p = cli.parser(
+        "python -m minisriem.recommend",
+        "Top-k next items for a session, in raw item ids, with each session item's importance.",
     )
-    p.add_argument("--model", required=True, help="a model.npz or the run directory holding it")
+    cli.add_model_option(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--session", help="one session: comma-separated raw item ids, oldest first (214,873,12)"
@@ -32,30 +30,36 @@ def build_parser():
     which.add_argument(
         "--sessions", metavar="FILE", help="a file of sessions, one comma-separated line each"
     )
-    p.add_argument("-k", type=int, default=20, help="number of items to recommend")
+    cli.add_settings(p, ServeOptions, ["k"])
     p.add_argument(
         "--output",
         metavar="FILE",
         default=None,
-        help="with --sessions: write here (default: print to the terminal)",
+        help="write the recommendations here as CSV or JSON lines (default: print them)",
     )
     p.add_argument(
         "--format",
         choices=("csv", "jsonl"),
         default=None,
-        help="with --sessions: output format (default: jsonl when --output ends in .jsonl or "
-        ".json, else csv)",
+        help="output format (default: jsonl when --output ends in .jsonl or .json, else csv; "
+        "one --session without --output is shown as a table)",
     )
-    p.add_argument("--batch-size", type=int, default=256, help="sessions scored at once")
+    cli.add_settings(p, ServeOptions, ["batch_size"])
+    cli.add_threads_option(p)
     return p
 
 
 # ----------------------------------------------------------------------
 # Sessions in, recommendations out
 
+MAX_RAW_ID = 2**63 - 1
+
 
 def parse_session(text, where="the session"):
     """Raw item ids from ``"214,873,12"``.
+
+    An id is written in ASCII digits only (``1_0`` or ``٣``, which Python's
+    ``int`` would read as 10 and 3, are refused) and fits in 64 bits.
 
     Raises
     ------
@@ -65,25 +69,26 @@ def parse_session(text, where="the session"):
     fields_ = [f.strip() for f in text.strip().split(",")]
     if fields_ == [""]:
         raise ValueError(f"{where} is empty: give comma-separated item ids, e.g. 214,873,12")
-    try:
-        return [int(f) for f in fields_]
-    except ValueError:
-        bad = next(f for f in fields_ if not _is_int(f))
-        raise ValueError(
-            f"{where}: {bad!r} is not an item id (expected comma-separated integers)"
-        ) from None
-
-
-def _is_int(text):
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True
+    ids = []
+    for f in fields_:
+        if not (f.isascii() and f.isdigit()):
+            shown = f if len(f) <= 40 else f[:40] + "..."
+            raise ValueError(
+                f"{where}: {shown!r} is not an item id (expected comma-separated integers, "
+                "digits 0-9 only)"
+            )
+        value = int(f)
+        if value > MAX_RAW_ID:
+            raise ValueError(
+                f"{where}: item id {f[:40]}{'...' if len(f) > 40 else ''} is too large: "
+                "item ids are 64-bit integers (at most 2**63-1)"
+            )
+        ids.append(value)
+    return ids
 
 
 def read_sessions(path):
-    """The sessions of a file: one per line, comma-separated raw item ids.
+    """The sessions of a file: one per line, comma-separated raw item ids (UTF-8 text).
 
     Returns
     -------
@@ -92,11 +97,28 @@ def read_sessions(path):
     Raises
     ------
     ValueError
-        Naming the file and line of the first malformed or empty line.
+        Naming the file and line of the first malformed or empty line, or of
+        bytes that are not UTF-8 text.
     """
+    from data_tools import DataError
+    from data_tools.fileio import check_regular
+
+    try:
+        check_regular(path)
+    except DataError as e:
+        raise ValueError(str(e)) from None
     sessions = []
-    with open(path) as f:
-        for number, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark, as some editors write
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path} line {number}: not UTF-8 text (byte {e.start + 1}); write item "
+                    "ids as plain text, one session per line"
+                ) from None
             sessions.append(parse_session(line, f"{path} line {number}"))
     if not sessions:
         raise ValueError(f"{path} holds no session: write one per line, e.g. 214,873,12")
@@ -170,13 +192,22 @@ def _warn_unknown(recs, single):
         )
 
 
+def saved_path(model):
+    """The model file a ``--model`` argument names (a run directory holds ``model.npz``)."""
+    import os
+
+    return os.path.join(model, "model.npz") if os.path.isdir(model) else model
+
+
 def main(argv=None):
     """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from minisriem.checkpoint import load_model
-    from minisriem.workflow import recommend_sessions
 
-    try:
+    def body():
+        from minisriem.checkpoint import load_model
+        from minisriem.workflow import recommend_sessions
+
+        cli.check_output_path(args.output, args.sessions, args.model, saved_path(args.model))
         saved = load_model(args.model)
         if args.session is not None:
             sessions = [parse_session(args.session)]
@@ -184,7 +215,7 @@ def main(argv=None):
             sessions = read_sessions(args.sessions)
         recs = recommend_sessions(saved, sessions, args.k, args.batch_size, warn=False)
         _warn_unknown(recs, single=args.session is not None)
-        if args.session is not None:
+        if args.session is not None and args.output is None and args.format is None:
             print(format_recommendation(recs[0]))
             return 0
         fmt = args.format
@@ -195,10 +226,10 @@ def main(argv=None):
             sys.stdout.write(recommendations_text(recs, fmt))
         else:
             write_recommendations(args.output, recs, fmt)
-            print(f"{len(recs)} sessions answered, written to {args.output}")
-    except (ValueError, OSError) as e:
-        return fail(e)
-    return 0
+            print(f"{len(recs)} session(s) answered, written to {args.output}")
+        return 0
+
+    return cli.run(body, args.threads)
 
 
 if __name__ == "__main__":

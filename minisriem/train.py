@@ -16,7 +16,7 @@ import sys
 from dataclasses import fields
 
 from minisriem import cli
-from minisriem.config import Config, TrainOptions, option_name
+from minisriem.config import Config, Limits, TrainOptions, option_name
 
 DATASETS = ("synthetic", "diginetica", "yoochoose1_64", "yoochoose1_4", "custom")
 
@@ -60,6 +60,7 @@ def build_parser():
         "optimisation and data options are ignored",
     )
     cli.add_threads_option(run)
+    cli.add_settings(run, Limits)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
     return p
@@ -102,6 +103,7 @@ def main(argv=None):
                 threads=args.threads,
                 progress=not args.no_progress,
                 stop_after_steps=args.stop_after_steps,
+                max_memory_gb=args.max_memory_gb,
                 **settings,
             )
         except KeyboardInterrupt:

@@ -299,6 +299,7 @@ class Trainer:
     def resume_from(self, path):
         """Continue from a checkpoint written by this class."""
         saved, adam_state, state = checkpoint.load_checkpoint(path)
+        checkpoint.check_run_state(state, path)
         if not np.array_equal(saved.item_ids, self.item_ids):
             raise ValueError(
                 f"the dataset's items changed since {self.run_dir} started: start a new run"

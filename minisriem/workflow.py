@@ -70,6 +70,65 @@ def default_epochs(dataset):
 
 
 # ----------------------------------------------------------------------
+# What a setting costs, before anything is allocated
+
+GB = 1 << 30
+SPARSE_IDS = 4
+"""Warn when the largest item id is more than this many times the number of items in use
+(YOOCHOOSE 1/64's SR-GNN pickles: ids to 37,483 with 17,376 in use, 2.2 times)."""
+
+
+def memory_limit(max_memory_gb=0.0):
+    """The memory limit in bytes: ``max_memory_gb``, or (0) the machine's physical memory."""
+    if max_memory_gb:
+        return int(max_memory_gb * GB)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * GB
+
+
+def training_bytes(n_items, config, eval_batch_size=512):
+    """Bytes a training run of these settings needs, roughly, before any is allocated.
+
+    The parameters (E is (n + 1) x d; the rest about 3 d^2 + 2 d l), their
+    gradients and Adam's two moments, all float32, plus a training batch of
+    scores, their softmax and gradient (3 x batch x n) and an evaluation
+    batch of scores (batch x n).
+    """
+    d, l = config.d, config.l
+    params = (n_items + 1) * d + 4 * d * d + 3 * d * max(l, d) + 4 * d
+    scores = 3 * config.batch_size * (n_items + 1) + 2 * eval_batch_size * (n_items + 1)
+    return 4 * (4 * params + scores)
+
+
+def scoring_bytes(n_items, d, batch_size):
+    """Bytes scoring needs: the model's parameters and a batch of scores (batch x n), float32."""
+    return 4 * ((n_items + 1) * d + 3 * d * d + 2 * batch_size * (n_items + 1))
+
+
+def check_memory(needed, limit, what, fix):
+    """Refuse when ``needed`` bytes exceed ``limit``, saying what and how to fix it."""
+    if needed > limit:
+        raise ValueError(
+            f"{what} needs about {needed / GB:,.1f} GB, more than the limit of "
+            f"{limit / GB:,.1f} GB: {fix}, or raise the limit with --max-memory-gb"
+        )
+
+
+def check_item_ids(ds, warn=True):
+    """Warn when the largest item id is far above the number of items in use."""
+    used = int(ds.stats.get("items", ds.n_items)) if isinstance(ds.stats, dict) else ds.n_items
+    if warn and used and ds.n_items > SPARSE_IDS * used and ds.n_items - used > 1000:
+        warnings.warn(
+            f"{ds.name}: the largest item id is {ds.n_items:,} but only {used:,} items are used; "
+            "the model is sized by the largest id, so most of it is never trained "
+            "(number the items 1..n to save memory and time)",
+            stacklevel=3,
+        )
+
+
+# ----------------------------------------------------------------------
 # Training
 
 
@@ -112,6 +171,8 @@ class TrainResult:
         if not os.path.exists(self.model_path):
             return "no model.npz yet: the run has not finished"
         meta = load_model(self.model_path).meta
+        if "epoch" not in meta:
+            return "model.npz does not say which epoch it is"
         if meta.get("selected_by") == REFIT:
             return f"model.npz is the refit model, {meta['epoch']} epochs on every training session"
         return f"model.npz is epoch {meta['epoch']}, {meta.get('selected_by')}"
@@ -146,18 +207,54 @@ def _choose_run_dir(out, dataset_name):
 
 
 def read_run_config(run_dir):
-    """The run directory's ``config.json`` as a dict; one-line errors when it is not a run."""
+    """The run directory's ``config.json`` as a dict; one-line errors when it is not a run.
+
+    ``config`` and ``options`` are checked to be JSON objects (their values
+    are checked by :class:`Config` and :class:`TrainOptions`).
+    """
     path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no such folder)")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             info = json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON ({e})") from e
-    if info.get("format") != RUN_FORMAT:
-        raise ValueError(f"{path} does not describe a minisriem run")
+    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
+        raise ValueError(f"{path} does not describe a minisriem run (not a run's config.json)")
+    for key in ("config", "options"):
+        if not isinstance(info.get(key), dict):
+            raise ValueError(
+                f"{path}: {key!r} must be a JSON object of settings, found "
+                f"{type(info.get(key)).__name__}; the run directory is damaged: start a new run"
+            )
+    if not isinstance(info.get("dataset"), str) or not info["dataset"]:
+        raise ValueError(f"{path}: 'dataset' must name the dataset the run trains on")
+    if info.get("data_dir") is not None and not isinstance(info["data_dir"], str):
+        raise ValueError(f"{path}: 'data_dir' must be a folder name or null")
     return info
+
+
+def _settings_from(path, cls, values):
+    try:
+        return cls.from_dict(values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def _dataset_record(dataset):
+    """What ``config.json`` records for a dataset argument: a name, or a prepared path made
+    absolute (so ``evaluate --model RUN`` finds it from any folder)."""
+    from data_tools.dataset import ARRAYS
+    from data_tools.load import NAMES
+
+    if dataset not in NAMES and (
+        os.path.isfile(dataset) or os.path.isfile(os.path.join(dataset, ARRAYS))
+    ):
+        return os.path.abspath(dataset)
+    return dataset
 
 
 def train(
@@ -170,6 +267,7 @@ def train(
     progress=True,
     log=print,
     stop_after_steps=None,
+    max_memory_gb=0.0,
     **settings,
 ):
     """Train SR-IEM with honest model selection; everything lands in a run directory.
@@ -196,6 +294,9 @@ def train(
         Receives the epoch lines and the final table (default ``print``).
     stop_after_steps : int, optional
         Stop as on Ctrl-C once this many steps are done (for tests).
+    max_memory_gb : float
+        Refuse settings whose model, Adam state and score batches would need
+        more than this (0: the machine's physical memory), before allocating.
     **settings
         Any field of :class:`~minisriem.config.Config` (``d``, ``l``, ``L``,
         ``variant``, ``importance``, ``lr``, ``lr_decay``, ``lr_step``,
@@ -222,9 +323,10 @@ def train(
             raise TypeError("settings come from the run's config.json when resuming")
         info = read_run_config(resume)
         run_dir = resume
-        config = Config.from_dict(info["config"])
+        config_path = os.path.join(resume, CONFIG_FILE)
+        config = _settings_from(config_path, Config, info["config"])
         # Runs made before refitting existed did not refit: resuming one must not start it.
-        options = TrainOptions.from_dict({"refit": False, **info["options"]})
+        options = _settings_from(config_path, TrainOptions, {"refit": False, **info["options"]})
         if isinstance(dataset, str):
             dataset = info["dataset"]
             data_dir = data_dir or info.get("data_dir")
@@ -234,7 +336,25 @@ def train(
         config, options = split_settings(settings)
 
     ds = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
+    check_item_ids(ds)
+    check_memory(
+        training_bytes(ds.n_items, config, options.eval_batch_size),
+        memory_limit(max_memory_gb),
+        f"training with d={config.d}, batch {config.batch_size} on {ds.n_items:,} items",
+        "use a smaller --d or --batch-size",
+    )
+    if len(ds.test) == 0:
+        raise ValueError(
+            f"{ds.name}: the test set has no examples; nothing to measure the model on"
+        )
+    if len(ds.train) == 0:
+        raise ValueError(f"{ds.name}: the training set has no examples")
     fit, valid = split_validation(ds.train, options.valid_fraction)
+    if len(fit) == 0:
+        raise ValueError(
+            f"{ds.name}: no training example is left after holding out {options.valid_fraction:g} "
+            "for validation; use a smaller --valid-fraction"
+        )
 
     if resume is None:
         run_dir = _choose_run_dir(out, ds.name)
@@ -256,7 +376,9 @@ def train(
         info = {
             "format": RUN_FORMAT,
             "version": 1,
-            "dataset": dataset_arg if dataset_arg is not None else ds.name,
+            "dataset": _dataset_record(dataset_arg)
+            if dataset_arg is not None
+            else getattr(ds, "loaded_from", None) or ds.name,
             "data_dir": data_dir and os.path.abspath(data_dir),
             "config": config.to_dict(),
             "options": options.to_dict(),
@@ -304,7 +426,24 @@ def _as_saved_model(model):
     return model if isinstance(model, SavedModel) else load_model(model)
 
 
-def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512):
+def _trained_on(saved):
+    """``(dataset, data_dir)`` a model was trained on: its run's config.json, else its meta."""
+    if saved.path is not None:
+        run_dir = os.path.dirname(os.path.abspath(saved.path))
+        if os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+            try:
+                info = read_run_config(run_dir)
+            except (OSError, ValueError):
+                info = None
+            if info is not None:
+                return info["dataset"], info.get("data_dir")
+    dataset = saved.meta.get("dataset")
+    if not isinstance(dataset, str) or not dataset:
+        raise ValueError("the model does not say which dataset it was trained on: name one")
+    return dataset, None
+
+
+def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512, max_memory_gb=0.0):
     """The field's metrics on a dataset's test set, overall and by session length.
 
     hit@K, recall@K, mrr@K, ndcg@K, coverage@K, avg_popularity@K and
@@ -335,11 +474,19 @@ def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512):
     from minisriem import metrics as m
 
     saved = _as_saved_model(model)
+    batch_size = _checked_int(batch_size, "batch_size", 1, 65_536)
     if dataset is None:
-        dataset = saved.meta.get("dataset")
-        if not dataset:
-            raise ValueError("the model does not say which dataset it was trained on: name one")
+        dataset, recorded_dir = _trained_on(saved)
+        data_dir = data_dir or recorded_dir
     ds = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
+    if len(ds.test) == 0:
+        raise ValueError(f"{ds.name}: the test set has no examples; nothing to evaluate")
+    check_memory(
+        scoring_bytes(ds.n_items, saved.config.d, batch_size),
+        memory_limit(max_memory_gb),
+        f"scoring batches of {batch_size} over {ds.n_items:,} items",
+        "use a smaller --batch-size",
+    )
     if not np.array_equal(saved.item_ids, ds.item_ids):
         raise ValueError(
             f"the model knows {len(saved.item_ids) - 1} items and {ds.name} has {ds.n_items} "
@@ -400,11 +547,33 @@ class Recommendation:
         }
 
 
+def _checked_int(value, name, low, high):
+    """``value`` as an int in [low, high], or a ValueError naming it (bools and floats refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return int(value)
+
+
 def _session_ids(saved, raw_session, where):
     """Internal ids of a session's known items (the L most recent) and the unknown raw ids."""
-    raw_session = list(raw_session)
+    if isinstance(raw_session, (str, bytes)):
+        raise ValueError(f"{where} must be a sequence of item ids, not a string")
+    try:
+        raw_session = list(raw_session)
+    except TypeError:
+        raise ValueError(f"{where} must be a sequence of item ids, got {raw_session!r}") from None
     if not raw_session:
         raise ValueError(f"{where} is empty: give at least one item id")
+    for item in raw_session:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise ValueError(
+                f"{where}: item ids must be integers, got {item!r} "
+                "(convert them yourself if you mean to round)"
+            )
+        if not -(2**63) <= item < 2**63:
+            raise ValueError(f"{where}: item id {item} is beyond 64-bit integers")
     ids, unknown = saved.internal_ids(raw_session)
     if len(ids) == 0:
         shown = ", ".join(str(r) for r in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
@@ -440,9 +609,19 @@ def recommend_sessions(model, sessions, k=20, batch_size=256, warn=True):
     """
     saved = _as_saved_model(model)
     n_items, L = saved.model.n_items, saved.config.L
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    k = min(int(k), n_items)
+    k = min(_checked_int(k, "k", 1, 100_000), n_items)
+    batch_size = _checked_int(batch_size, "batch_size", 1, 65_536)
+    if isinstance(sessions, (str, bytes)):
+        raise ValueError("sessions must be a list of sessions (lists of item ids)")
+    sessions = list(sessions)
+    if not sessions:
+        raise ValueError("no session given: pass a list of sessions (lists of item ids)")
+    check_memory(
+        scoring_bytes(n_items, saved.config.d, min(batch_size, len(sessions))),
+        memory_limit(),
+        f"scoring batches of {batch_size} sessions over {n_items:,} items",
+        "use a smaller --batch-size",
+    )
     prepared = [
         _session_ids(saved, s, f"session {i + 1}" if len(sessions) > 1 else "the session")
         for i, s in enumerate(sessions)

@@ -73,7 +73,7 @@ def test_our_format_round_trip(tmp_path):
     )
     ids = np.arange(10, dtype=np.int64) * 1000
     ids[0] = -1
-    ds = Dataset("toy", ids, noisy, split.subset([0, 6]), offsets, split.items[:16] * 0 + 1)
+    ds = Dataset("toy", ids, noisy, split.subset([0, 6]), offsets, ITEMS * 0 + 1)
     ds.provenance = {"note": "test"}
     ds.save(str(tmp_path))
     back = load_prepared(str(tmp_path / "dataset.npz"))

@@ -151,7 +151,7 @@ def test_the_commands_take_any_folder_name(tmp_path):
     folder.mkdir()
     sessions = [[1 + (i + j) % 9 for j in range(2 + i % 4)] for i in range(60)]
     pairs = [(s[:j], s[j]) for s in sessions for j in range(len(s) - 1, 0, -1)]
-    for name, part in (("train.txt", pairs[:150]), ("test.txt", pairs[150:])):
+    for name, part in (("train.txt", pairs[:120]), ("test.txt", pairs[120:])):
         with open(folder / name, "wb") as f:
             pickle.dump(([p for p, _ in part], [t for _, t in part]), f)
     common = ["--data-dir", str(tmp_path), "--threads", "1"]

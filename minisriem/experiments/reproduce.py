@@ -51,7 +51,8 @@ import shlex
 import sys
 import time
 
-from minisriem.cli import HelpFormatter, limit_threads
+from minisriem import cli
+from minisriem.config import Config, TimingOptions, TrainOptions
 from minisriem.experiments.plan import GROUPS, ONLY, plan_runs
 from minisriem.experiments.state import (
     STATE_FILE,
@@ -112,7 +113,7 @@ def build_parser():
             "Table 3, resumably, and write docs/REPRODUCTION.md from the results. "
             "Interrupt at any time; the same command continues."
         ),
-        formatter_class=HelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     p.add_argument(
         "--dataset",
@@ -131,16 +132,16 @@ def build_parser():
         "--only", choices=sorted(ONLY), default=None, help="run only the baselines or the models"
     )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of SR-IEM (paper)")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="most epochs of every model run (default: the trainer's, 10 on real data)",
+    cli.add_settings(
+        p, TrainOptions, ["epochs", "patience"], defaults={"epochs": None, "patience": None}
     )
-    p.add_argument("--d", type=int, default=None, help="embedding size (default: 200)")
-    p.add_argument("--l", type=int, default=None, help="query/key size (default: 100)")
-    p.add_argument("--batch-size", type=int, default=None, help="training batch (default: 128)")
-    p.add_argument("--patience", type=int, default=None, help="early-stopping patience")
+    cli.add_settings(
+        p,
+        Config,
+        ["d", "l", "batch_size"],
+        defaults={"d": None, "l": None, "batch_size": None},
+        flags={"d": ("--d",), "l": ("--l",)},
+    )
     p.add_argument("--out-dir", default=DEFAULT_OUT, help="runs go to OUT_DIR/DATASET/")
     p.add_argument(
         "--state-dir",
@@ -160,14 +161,8 @@ def build_parser():
         help="record finished model runs again from their run directories (no training), and "
         "fit the baselines again (for results recorded by an older version)",
     )
-    p.add_argument("--threads", type=int, default=None, help="threads for BLAS and Numba")
-    p.add_argument(
-        "--timing-steps", type=int, default=30, help="training steps per model and timing round"
-    )
-    p.add_argument("--timing-rounds", type=int, default=3, help="timing rounds; medians are kept")
-    p.add_argument(
-        "--timing-test", type=int, default=8192, help="test examples ranked per timing round"
-    )
+    cli.add_threads_option(p)
+    cli.add_settings(p, TimingOptions)
     p.add_argument(
         "--torch-script",
         default=default_torch_script(),
@@ -178,14 +173,31 @@ def build_parser():
     return p
 
 
-def _parse_ints(text, what):
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+def _parse_ints(text, what, low=0, high=2**32 - 1):
+    values = []
+    for x in text.split(","):
+        x = x.strip()
+        if not x:
+            continue
+        if not (x.isascii() and x.isdigit()) or not low <= int(x) <= high:
+            raise ValueError(
+                f"{what} must be comma-separated integers in [{low}, {high}], got {text!r}"
+            )
+        values.append(int(x))
     if not values:
         raise ValueError(f"give at least one value for {what}")
     return values
+
+
+def _folder_key(dataset, ds_name):
+    """The dataset's folder name under OUT_DIR and STATE_DIR: the name given, or (for a
+    prepared path) the dataset's own name; never a path that leaves those folders."""
+    key = dataset if os.sep not in dataset and "/" not in dataset else ds_name
+    if not key or key in (".", "..") or os.sep in key or "/" in key:
+        raise ValueError(
+            f"dataset name {key!r} cannot name a folder under --out-dir and --state-dir"
+        )
+    return key
 
 
 def _groups(args):
@@ -205,57 +217,57 @@ def _groups(args):
 def main(argv=None):
     """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.threads is not None:
-            limit_threads(args.threads)
+
+    def body():
         groups = _groups(args)
         seeds = _parse_ints(args.seeds, "--seeds")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from data_tools import DataError, load_dataset  # noqa: I001 (after limit_threads)
+        try:
+            return _reproduce(args, argv, groups, seeds)
+        except KeyboardInterrupt:
+            print("interrupted; run the same command again to continue", file=sys.stderr)
+            return 130
+
+    return cli.run(body, args.threads)
+
+
+def _reproduce(args, argv, groups, seeds):
+    from data_tools import load_dataset
     from minisriem.experiments import page
     from minisriem.experiments.timing import TimingPlan
     from minisriem.workflow import default_epochs
 
-    try:
-        if not args.report_only:
-            timing = TimingPlan(
-                args.timing_steps, args.timing_rounds, args.timing_test, args.torch_script or None
-            )
-            ds = load_dataset(args.dataset, args.data_dir)
-            epochs = args.epochs if args.epochs is not None else default_epochs(args.dataset)
-            overrides = {
-                k: getattr(args, k)
-                for k in ("d", "l", "batch_size", "patience")
-                if getattr(args, k) is not None
-            }
-            job = Reproduction(
-                ds,
-                out=os.path.join(args.out_dir, args.dataset),
-                state_dir=os.path.join(args.state_dir, args.dataset),
-                data_dir=args.data_dir,
-                threads=args.threads,
-                progress=not args.no_progress,
-                refresh=args.refresh,
-                stop_after_steps=args.stop_after_steps,
-                timing=timing,
-                command=shlex.join(
-                    ["python", "-m", "minisriem.experiments.reproduce", *(argv or sys.argv[1:])]
-                ),
-            )
-            runs = plan_runs(groups, seeds, epochs, overrides, job.finished_names())
-            status = job.execute(runs)
-            if status != 0:
-                return status
-        path = page.write_page(args.report, args.state_dir, bench_json=args.bench_json)
-        print(f"wrote {path}")
-    except (DataError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to continue", file=sys.stderr)
-        return 130
+    if not args.report_only:
+        timing = TimingPlan(
+            args.timing_steps, args.timing_rounds, args.timing_test, args.torch_script or None
+        )
+        ds = load_dataset(args.dataset, args.data_dir)
+        key = _folder_key(args.dataset, ds.name)
+        epochs = args.epochs if args.epochs is not None else default_epochs(args.dataset)
+        overrides = {
+            k: getattr(args, k)
+            for k in ("d", "l", "batch_size", "patience")
+            if getattr(args, k) is not None
+        }
+        job = Reproduction(
+            ds,
+            out=os.path.join(args.out_dir, key),
+            state_dir=os.path.join(args.state_dir, key),
+            data_dir=args.data_dir,
+            threads=args.threads,
+            progress=not args.no_progress,
+            refresh=args.refresh,
+            stop_after_steps=args.stop_after_steps,
+            timing=timing,
+            command=shlex.join(
+                ["python", "-m", "minisriem.experiments.reproduce", *(argv or sys.argv[1:])]
+            ),
+        )
+        runs = plan_runs(groups, seeds, epochs, overrides, job.finished_names())
+        status = job.execute(runs)
+        if status != 0:
+            return status
+    path = page.write_page(args.report, args.state_dir, bench_json=args.bench_json)
+    print(f"wrote {path}")
     return 0
 
 

@@ -29,11 +29,28 @@ def load_state(folder):
     path = os.path.join(folder, STATE_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        state = json.load(f)
-    if state.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path} is not a {STATE_FORMAT} state file")
+    fix = f"restore it from git, or move it away to start {folder} afresh"
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except ValueError as e:  # bad JSON or bad UTF-8
+        raise ValueError(f"{path} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        found = type(state).__name__ if not isinstance(state, dict) else "another format"
+        raise ValueError(f"{path} is not a {STATE_FORMAT} state file (found {found}); {fix}")
+    for key, kind in (("dataset", str), ("runs", dict), ("invocations", list)):
+        if not isinstance(state.get(key), kind):
+            raise ValueError(f"{path}: {key!r} is missing or not a JSON {_json_kind(kind)}; {fix}")
+    for name, record in state["runs"].items():
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: run {name!r} is not a JSON object; {fix}")
+    if "stats" in state and not isinstance(state["stats"], dict):
+        raise ValueError(f"{path}: 'stats' is not a JSON object; {fix}")
     return state
+
+
+def _json_kind(kind):
+    return {str: "string", dict: "object", list: "list"}[kind]
 
 
 def save_state(folder, state):
