@@ -545,6 +545,25 @@ class VSKNN:
         fallback="popularity",
         backend="numba",
     ):
+        if sampling not in ("recent", "random"):
+            raise ValueError(f"sampling must be 'recent' or 'random', not {sampling!r}")
+        if fallback not in ("popularity", None):
+            raise ValueError(f"fallback must be 'popularity' or None, not {fallback!r}")
+        if backend not in ("numba", "numpy"):
+            raise ValueError(f"backend must be 'numba' or 'numpy', not {backend!r}")
+        self.sampling, self.seed = sampling, int(seed)
+        self.fallback, self.backend = fallback, backend
+        self.set_params(k=k, m=m, weighting=weighting, score_weighting=score_weighting)
+
+    def set_params(self, k, m, weighting, score_weighting):
+        """Change the settings read only when scoring; a fitted model stays fitted.
+
+        Tuning uses it to score one index with every point of a grid.
+
+        Returns
+        -------
+        self
+        """
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {sorted(WEIGHTINGS)}, not {weighting!r}")
         if score_weighting not in SCORE_WEIGHTINGS:
@@ -552,18 +571,11 @@ class VSKNN:
                 f"score_weighting must be one of {sorted(SCORE_WEIGHTINGS)}, "
                 f"not {score_weighting!r}"
             )
-        if sampling not in ("recent", "random"):
-            raise ValueError(f"sampling must be 'recent' or 'random', not {sampling!r}")
-        if fallback not in ("popularity", None):
-            raise ValueError(f"fallback must be 'popularity' or None, not {fallback!r}")
-        if backend not in ("numba", "numpy"):
-            raise ValueError(f"backend must be 'numba' or 'numpy', not {backend!r}")
         if int(k) < 1 or int(m) < 1:
             raise ValueError(f"k and m must be at least 1, got k={k}, m={m}")
         self.k, self.m = int(k), int(m)
         self.weighting, self.score_weighting = weighting, score_weighting
-        self.sampling, self.seed = sampling, int(seed)
-        self.fallback, self.backend = fallback, backend
+        return self
 
     def settings(self):
         """dict: the constructor's arguments, for records."""
