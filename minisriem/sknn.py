@@ -163,6 +163,9 @@ class SessionIndex:
     item_sessions : int32 array of shape (P,)
         The sessions containing item ``i``, ``item_sessions[item_offsets[i]:
         item_offsets[i + 1]]``, in increasing session index (row 0, padding, empty).
+    click_offsets : int64 array of shape (S + 1,)
+    clicks : int32 array of shape (clicks,)
+        The sessions as given, repeats included (STAN reads click positions).
     """
 
     def __init__(self, offsets, items, n_items):
@@ -177,6 +180,7 @@ class SessionIndex:
         s_of = pairs // (n + 1)
         i_of = (pairs % (n + 1)).astype(np.int32)
         self.n_sessions, self.n_items = S, n
+        self.click_offsets, self.clicks = offsets, items.astype(np.int32)
         self.session_offsets = np.zeros(S + 1, dtype=np.int64)
         np.cumsum(np.bincount(s_of, minlength=S), out=self.session_offsets[1:])
         self.session_items = i_of
@@ -188,6 +192,10 @@ class SessionIndex:
     def sessions_of(self, item):
         """int32 array: the training sessions containing ``item``."""
         return self.item_sessions[self.item_offsets[item] : self.item_offsets[item + 1]]
+
+    def clicks_of(self, session):
+        """int32 array: the clicks of training session ``session``, in order."""
+        return self.clicks[self.click_offsets[session] : self.click_offsets[session + 1]]
 
     def items_of(self, session):
         """int32 array: the distinct items of training session ``session``."""
@@ -415,19 +423,65 @@ def _vsknn_loop(
                     dense[b, out_items[j] - 1] = out_vals[j]
                 continue
             target = targets[b]
-            if item_tag[target] == -tag:  # a neighbour item: only neighbour items beat it
-                v = out_vals[out_pos[target]]
-                ahead = 0
-                for j in range(r):
-                    if out_vals[j] > v:
-                        ahead += 1
-            else:  # every neighbour item, and the background items above it
-                v = bg[target - 1]
-                ahead = r + bg_higher[target - 1]
-                for j in range(r):
-                    if bg[out_items[j] - 1] > v:
-                        ahead -= 1
-            ranks[b] = 1 + ahead
+            scored = item_tag[target] == -tag
+            ranks[b] = _target_rank(target, scored, r, out_items, out_vals, out_pos, bg, bg_higher)
+
+
+@njit(cache=True)
+def _target_rank(target, scored, r, out_items, out_vals, out_pos, bg, bg_higher):
+    """1 + the items scored strictly higher than ``target``, from a row's sparse scores.
+
+    ``out_items[:r]`` got the scores ``out_vals[:r]`` (all above the
+    background); every other item ``i`` scores ``bg[i - 1]``, and
+    ``bg_higher[i - 1]`` counts the items whose background is above it.
+    ``scored`` says whether the target is among the ``r``.
+    """
+    if scored:  # only scored items can beat it
+        v = out_vals[out_pos[target]]
+        ahead = 0
+        for j in range(r):
+            if out_vals[j] > v:
+                ahead += 1
+    else:  # every scored item, and the background items above it that are not scored
+        v = bg[target - 1]
+        ahead = r + bg_higher[target - 1]
+        for j in range(r):
+            if bg[out_items[j] - 1] > v:
+                ahead -= 1
+    return 1 + ahead
+
+
+def background_higher(background):
+    """For each item, how many items have a strictly higher background score.
+
+    Parameters
+    ----------
+    background : float64 array of shape (n,)
+
+    Returns
+    -------
+    int64 array of shape (n,)
+    """
+    ordered = np.sort(background)
+    return (len(ordered) - np.searchsorted(ordered, background, side="right")).astype(np.int64)
+
+
+def popularity_background(popularity, fallback):
+    """The scores of items no neighbour contains: ``pop / (max pop + 1) - 1``, in [-1, 0).
+
+    Parameters
+    ----------
+    popularity : int array of shape (n,), training clicks per item
+    fallback : {"popularity", None}; None gives zeros (all tied)
+
+    Returns
+    -------
+    float64 array of shape (n,)
+    """
+    if fallback is None:
+        return np.zeros(len(popularity))
+    pop = np.asarray(popularity, dtype=np.float64)
+    return pop / (pop.max(initial=0) + 1) - 1
 
 
 def _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m):
@@ -492,13 +546,10 @@ def vsknn_ranks(item_seq, item_seq_len, weights, decay, index, key, k, m, backgr
         raise ValueError(f"targets must be ({len(args[0])},), got {targets.shape}")
     if targets.size and (targets.min() < 1 or targets.max() > len(background)):
         raise ValueError(f"targets must be item ids 1..{len(background)}")
-    ordered = np.sort(background)
-    higher = len(ordered) - np.searchsorted(ordered, background, side="right")  # n
     ranks = np.empty(len(targets), dtype=np.int64)
     no_dense = np.zeros((0, len(background)))
-    _vsknn_loop(
-        *args, background, higher.astype(np.int64), targets, no_dense, ranks, get_num_threads()
-    )
+    higher = background_higher(background)  # n
+    _vsknn_loop(*args, background, higher, targets, no_dense, ranks, get_num_threads())
     return ranks
 
 
@@ -612,11 +663,7 @@ class VSKNN:
         else:
             self.key = np.random.default_rng(self.seed).permutation(S).astype(np.int64)
         self.popularity = _popularity(items, n)  # n
-        if self.fallback == "popularity":
-            pop = self.popularity.astype(np.float64)
-            self.background = pop / (pop.max(initial=0) + 1) - 1  # n, in [-1, 0)
-        else:
-            self.background = np.zeros(n)
+        self.background = popularity_background(self.popularity, self.fallback)  # n
         return self
 
     def _inputs(self, item_seq, item_seq_len):

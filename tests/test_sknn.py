@@ -1,5 +1,5 @@
-"""V-SKNN (minisriem.sknn): the Numba kernel beside its NumPy twin, a hand-computed
-example, the fallback, and deterministic sampling."""
+"""Session kNN: V-SKNN (minisriem.sknn) and STAN (minisriem.stan). The Numba kernels
+beside their NumPy twins, hand-computed examples, the fallback, deterministic sampling."""
 
 import numpy as np
 import pytest
@@ -12,6 +12,7 @@ from minisriem.sknn import (
     SessionIndex,
     position_weights,
 )
+from minisriem.stan import STAN, session_position_weights
 
 
 def random_sessions(rng, n_sessions, n_items, max_len=8):
@@ -195,3 +196,102 @@ def test_bad_settings_and_inputs():
         knn.ranks(np.array([[1]]), np.array([1]), np.array([0]))
     with pytest.raises(ValueError, match="training item ids"):
         VSKNN().fit(TINY, 5)
+
+
+def test_set_params_rescores_a_fitted_index():
+    rng = np.random.default_rng(8)
+    n = 30
+    data = random_sessions(rng, 200, n)
+    batch = random_batch(rng, 20, 6, n)
+    changed = (
+        VSKNN(k=3, m=10).fit(data, n).set_params(k=7, m=40, weighting="log", score_weighting="div")
+    )
+    fresh = VSKNN(k=7, m=40, weighting="log", score_weighting="div").fit(data, n)
+    np.testing.assert_array_equal(changed.scores(*batch[:2]), fresh.scores(*batch[:2]))
+    with pytest.raises(ValueError, match="weighting"):
+        changed.set_params(k=1, m=1, weighting="nope", score_weighting="same")
+
+
+# --------------------------------------------------------------------------
+# STAN
+# --------------------------------------------------------------------------
+LAMBDAS = [(2.5, None, 2.5), (None, 50.0, None), (1.0, 10.0, 0.5), (None, None, None)]
+
+
+@pytest.mark.parametrize("lambdas", LAMBDAS)
+def test_stan_kernel_matches_twin(lambdas):
+    spw, snh, inh = lambdas
+    rng = np.random.default_rng(3)
+    n = 35
+    data = random_sessions(rng, 300, n)
+    batch = random_batch(rng, 60, 12, n)  # every length 1..12, length-1 sessions included
+    for k, m in ((3, 15), (50, 10_000)):
+        settings = dict(k=k, m=m, lambda_spw=spw, lambda_snh=snh, lambda_inh=inh)
+        fast = STAN(**settings).fit(data, n)
+        slow = STAN(**settings, backend="numpy").fit(data, n)
+        s_fast, s_slow = fast.scores(*batch[:2]), slow.scores(*batch[:2])
+        np.testing.assert_array_equal(s_fast, s_slow)  # same additions, same order
+        np.testing.assert_array_equal(fast.ranks(*batch), target_ranks(s_slow, batch[2]))
+
+
+def test_stan_hand_computed_cosine_and_tie():
+    # [1, 3], no decays: the binary cosine. |s| = 2 distinct items.
+    #   s0 {1,2,3}: 2 / (sqrt 2 sqrt 3)   s2 {3,5}: 1 / 2   s4 {1,5}: 1 / 2 (newer than s2)
+    for backend in ("numba", "numpy"):
+        stan = STAN(k=2, m=100, lambda_spw=None, lambda_inh=None, backend=backend).fit(TINY, 6)
+        sessions, sim = stan.neighbours([1, 3])
+        np.testing.assert_array_equal(sessions, [0, 4])
+        a = 2 / np.sqrt(6)
+        np.testing.assert_allclose(sim, [a, 0.5])
+        scores = stan.scores(np.array([[1, 3]]), np.array([2]))[0]
+        # items 1, 2, 3 from s0; 1 and 5 from s4; 4 and 6 by popularity (pop / 4 - 1)
+        np.testing.assert_allclose(scores, [a + 0.5, a, a, -0.75, 0.5, -0.5])
+
+
+def test_stan_hand_computed_item_positions():
+    # lambda_inh = 1: s0 = 1 2 3 has its last shared click (3) at position 3, so
+    # item 1 (position 1) weighs e^-2, item 2 e^-1, item 3 1; s4 = 1 5 shares 1 at position 1
+    stan = STAN(k=2, m=100, lambda_spw=None, lambda_inh=1.0).fit(TINY, 6)
+    scores = stan.scores(np.array([[1, 3]]), np.array([2]))[0]
+    a = 2 / np.sqrt(6)
+    e = np.exp(-1.0)
+    np.testing.assert_allclose(scores[[0, 1, 2, 4]], [a * e**2 + 0.5, a * e, a, 0.5 * e])
+
+
+def test_stan_hand_computed_recency_and_session_positions():
+    # lambda_snh = 1 session: age(c) = 4 - c, so s0 x e^-4, s2 x e^-2, s4 x 1
+    stan = STAN(k=3, m=100, lambda_spw=None, lambda_snh=1.0, lambda_inh=None).fit(TINY, 6)
+    sessions, sim = stan.neighbours([1, 3])
+    np.testing.assert_array_equal(sessions, [4, 2, 0])
+    np.testing.assert_allclose(sim, [0.5, 0.5 * np.exp(-2), 2 / np.sqrt(6) * np.exp(-4)])
+    # lambda_spw = 1: item 1 (one click back) weighs e^-1, item 3 weighs 1
+    stan = STAN(k=3, m=100, lambda_spw=1.0, lambda_inh=None).fit(TINY, 6)
+    _, sim = stan.neighbours([1, 3])
+    w1 = np.exp(-1.0)
+    norm = np.sqrt(w1**2 + 1)
+    np.testing.assert_allclose(
+        sim, [(w1 + 1) / (norm * np.sqrt(3)), 1 / (norm * np.sqrt(2)), w1 / (norm * np.sqrt(2))]
+    )
+    # m = 1 keeps only the most recent candidate
+    sessions, _ = STAN(k=3, m=1).fit(TINY, 6).neighbours([1, 3])
+    np.testing.assert_array_equal(sessions, [4])
+
+
+def test_session_position_weights():
+    w = session_position_weights(np.array([3, 1]), 4, 2.0)
+    np.testing.assert_allclose(w, [[np.exp(-1), np.exp(-0.5), 1, 0], [1, 0, 0, 0]])
+
+
+def test_stan_set_params_and_bad_settings():
+    rng = np.random.default_rng(4)
+    n = 20
+    data = random_sessions(rng, 100, n)
+    batch = random_batch(rng, 15, 5, n)
+    settings = dict(k=5, m=30, lambda_spw=1.0, lambda_snh=20.0, lambda_inh=None)
+    changed = STAN().fit(data, n).set_params(**settings)
+    fresh = STAN(**settings).fit(data, n)
+    np.testing.assert_array_equal(changed.scores(*batch[:2]), fresh.scores(*batch[:2]))
+    with pytest.raises(ValueError, match="lambda_inh"):
+        STAN(lambda_inh=0)
+    with pytest.raises(ValueError, match="k and m"):
+        STAN(m=0)
