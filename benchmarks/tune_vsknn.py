@@ -1,7 +1,8 @@
-"""Tune V-SKNN on the validation split, then fit on all training sessions and test.
+"""Tune V-SKNN (or STAN) on the validation split, then fit on all training sessions and test.
 
     python benchmarks/tune_vsknn.py --dataset diginetica --data-dir DATA --threads 1
     python benchmarks/tune_vsknn.py --dataset yoochoose1_64 --data-dir DATA --threads 1
+    python benchmarks/tune_vsknn.py --method stan --dataset diginetica --data-dir DATA
 
 1. Validation: the most recent 10% of training sessions
    (``data_tools.split_validation``) are held out; V-SKNN is fitted on the
@@ -14,10 +15,11 @@
 
 The test set is read only after the choice is made. Ranks follow the
 project's tie rule (1 + items scored strictly higher). Results go to
-``docs/reproduction/<dataset>/vsknn.json`` (metrics as fractions, the grid
-with each point's validation metrics and seconds, the chosen point, test
-metrics overall and by session length, timings, machine) and the test
-ranks to ``vsknn-test-ranks.npz`` beside it, for a paired significance test.
+``docs/reproduction/<dataset>/vsknn.json`` (``stan.json``; metrics as
+fractions, the grid with each point's validation metrics and seconds, the
+chosen point, test metrics overall and by session length, timings, machine)
+and the test ranks to ``vsknn-test-ranks.npz`` (``stan-test-ranks.npz``)
+beside it, for a paired significance test.
 """
 
 import argparse
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 PUBLISHED = {
-    "diginetica": {
+    ("vsknn", "diginetica"): {
         "source": "session-rec (Ludewig et al.), V-SKNN on DIGINETICA",
         "HR@20": 0.5203,
         "MRR@20": 0.1841,
@@ -47,26 +49,37 @@ PUBLISHED = {
 }
 
 
+METHODS = {"vsknn": "V-SKNN", "stan": "STAN"}
+
+
 def parse_args(argv=None):
     from minisriem.cli import HelpFormatter
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--method", choices=sorted(METHODS), default="vsknn")
     p.add_argument("--dataset", default="diginetica", help="a dataset name or prepared folder")
     p.add_argument("--data-dir", default=None, help="where the dataset folders are")
     p.add_argument("--threads", type=int, default=1, help="Numba and BLAS threads")
     p.add_argument("--k", default="50,100,200,500", help="neighbour counts to try")
     p.add_argument("--m", default="250,500,1000,2500,5000", help="candidate sample sizes to try")
+    vsknn = "V-SKNN only"
     p.add_argument(
-        "--weighting", default="same,linear,div,quadratic,log", help="session weightings"
+        "--weighting", default="same,linear,div,quadratic,log", help=f"{vsknn}: weightings"
     )
-    p.add_argument(
-        "--score-weighting", default="same,div,quadratic,log", help="neighbour decays to try"
-    )
-    p.add_argument("--sampling", choices=["recent", "random"], default="recent")
+    p.add_argument("--score-weighting", default="same,div,quadratic,log", help=f"{vsknn}: decays")
+    p.add_argument("--sampling", choices=["recent", "random"], default="recent", help=vsknn)
+    stan = "STAN only: decays to try, 'none' switches one off"
+    p.add_argument("--lambda-spw", default="1,2.5,5,10", help=f"{stan}; session positions")
+    p.add_argument("--lambda-snh", default="1000,10000,100000,none", help=f"{stan}; age, sessions")
+    p.add_argument("--lambda-inh", default="1,2.5,5,none", help=f"{stan}; neighbour positions")
     p.add_argument("--valid-fraction", type=float, default=0.1)
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--out", default=None, help="results folder (docs/reproduction/DATASET)")
     return p.parse_args(argv)
+
+
+def _lambda(text):
+    return None if text.strip().lower() == "none" else float(text)
 
 
 def _list(text, cast):
@@ -126,16 +139,26 @@ def run(args):
     from minisriem.experiments.reproduce import machine_info
     from minisriem.metrics import metrics_by_length, rank_metrics
     from minisriem.sknn import VSKNN
+    from minisriem.stan import STAN
 
-    grid = {
-        "k": _list(args.k, int),
-        "m": _list(args.m, int),
-        "weighting": _list(args.weighting, str),
-        "score_weighting": _list(args.score_weighting, str),
-    }
+    grid = {"k": _list(args.k, int), "m": _list(args.m, int)}
+    if args.method == "vsknn":
+        grid["weighting"] = _list(args.weighting, str)
+        grid["score_weighting"] = _list(args.score_weighting, str)
+
+        def make(**p):
+            return VSKNN(**p, sampling=args.sampling)
+    else:
+        for name in ("lambda_spw", "lambda_snh", "lambda_inh"):
+            grid[name] = _list(getattr(args, name), _lambda)
+
+        def make(**p):
+            return STAN(**p)
+
+    label, stem = METHODS[args.method], args.method
     points = [dict(zip(grid, p, strict=True)) for p in itertools.product(*grid.values())]
     for p in points:  # bad settings fail here, before any work
-        VSKNN(**p, sampling=args.sampling)
+        make(**p)
     t0 = time.perf_counter()
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     name = ds.name
@@ -145,7 +168,7 @@ def run(args):
 
     # 1. validation: fit on the older 90% of the training sessions
     train, valid = split_validation(ds.train, args.valid_fraction)
-    knn = VSKNN(sampling=args.sampling)
+    knn = make(**points[0])
     t1 = time.perf_counter()
     knn.fit(train, ds.n_items)  # the index does not depend on the grid's settings
     timings["fit_valid_seconds"] = time.perf_counter() - t1
@@ -161,7 +184,7 @@ def run(args):
         row = {**p, **at20(rank_metrics(ranks)), "seconds": time.perf_counter() - t2}
         rows.append(row)
         print(
-            f"  k={p['k']:<4} m={p['m']:<5} {p['weighting']:<9} {p['score_weighting']:<9} "
+            "  " + " ".join(f"{key}={value}" for key, value in p.items()) + ": "
             f"R@20 {100 * row['Recall@20']:.2f} MRR@20 {100 * row['MRR@20']:.2f} "
             f"({row['seconds']:.1f}s)",
             flush=True,
@@ -171,7 +194,7 @@ def run(args):
     print(f"chosen on validation: {points[best]}", flush=True)
 
     # 2. test: fit on every training session with the chosen point
-    knn = VSKNN(**points[best], sampling=args.sampling)
+    knn = make(**points[best])
     t1 = time.perf_counter()
     knn.fit(ds.train, ds.n_items)
     timings["fit_seconds"] = time.perf_counter() - t1
@@ -191,7 +214,7 @@ def run(args):
     )
     # plain V-SKNN (no neighbour decay), chosen the same way among its own points
     variants = {}
-    plain = [i for i, p in enumerate(points) if p["score_weighting"] == "same"]
+    plain = [i for i, p in enumerate(points) if p.get("score_weighting") == "same"]
     if plain and best not in plain:
         i = select(rows, plain)
         knn.set_params(**points[i])
@@ -211,21 +234,21 @@ def run(args):
 
     command = ["python", "benchmarks/tune_vsknn.py", *sys.argv[1:]]
     record = {
-        "format": "minisriem-vsknn",
-        "method": "V-SKNN",
+        "format": f"minisriem-{stem}",
+        "method": label,
         "dataset": name,
         "command": shlex.join(command),
         "started": args.started,
         "machine": machine_info(args.threads),
         "protocol": (
             "settings chosen on the validation split (the most recent "
-            f"{args.valid_fraction:.0%} of training sessions held out, V-SKNN fitted on the "
+            f"{args.valid_fraction:.0%} of training sessions held out, {label} fitted on the "
             "rest), by validation Recall@20 then MRR@20; then fitted on all training sessions "
             "and tested once; whole sessions so far as input; rank = 1 + items scored strictly "
             "higher, items no neighbour contains ordered by training popularity below them"
         ),
         "settings": knn.settings(),
-        "grid": {**grid, "sampling": args.sampling},
+        "grid": {**grid, "sampling": args.sampling if args.method == "vsknn" else "recent"},
         "validation": {
             "fraction": args.valid_fraction,
             "train_sessions": int(len(np.unique(train.session))),
@@ -238,18 +261,18 @@ def run(args):
         "by_length": by_length,
         "timings": timings,
         "variants": variants,
-        "ranks_file": "vsknn-test-ranks.npz",
+        "ranks_file": f"{stem}-test-ranks.npz",
     }
-    if name in PUBLISHED:
-        record["published"] = PUBLISHED[name]
+    if (args.method, name) in PUBLISHED:
+        record["published"] = PUBLISHED[args.method, name]
     os.makedirs(out_dir, exist_ok=True)
     with atomic_outputs([str(out_dir / record["ranks_file"])]) as (tmp,):
         with open(tmp, "wb") as f:
             np.savez_compressed(
                 f, ranks=ranks.astype(np.int32), lengths=ds.test.lengths.astype(np.int32)
             )
-    write_text(str(out_dir / "vsknn.json"), json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out_dir / 'vsknn.json'}", flush=True)
+    write_text(str(out_dir / f"{stem}.json"), json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out_dir / f'{stem}.json'}", flush=True)
     return 0
 
 

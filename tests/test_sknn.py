@@ -295,3 +295,34 @@ def test_stan_set_params_and_bad_settings():
         STAN(lambda_inh=0)
     with pytest.raises(ValueError, match="k and m"):
         STAN(m=0)
+
+
+# --------------------------------------------------------------------------
+# the tuning script's record
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["vsknn", "stan"])
+def test_tuning_script_record(tmp_path, method):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    grid = ["--k", "5,40", "--m", "50"]
+    grid += ["--weighting", "div"] if method == "vsknn" else ["--lambda-inh", "2.5,none"]
+    grid += ["--lambda-snh", "none", "--lambda-spw", "2.5"] if method == "stan" else []
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, str(root / "benchmarks" / "tune_vsknn.py"), "--method", method]
+    cmd += ["--dataset", "synthetic", "--out", str(tmp_path), *grid]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+    record = json.loads((tmp_path / f"{method}.json").read_text())
+    rows = record["validation"]["points"]
+    assert len(rows) == 2 * (4 if method == "vsknn" else 2)
+    key = [(r["Recall@20"], r["MRR@20"]) for r in rows]
+    assert record["validation"]["chosen"] == key.index(max(key))
+    with np.load(tmp_path / record["ranks_file"]) as z:
+        ranks = z["ranks"]
+    assert len(ranks) == record["test_examples"]
+    assert record["test"]["Recall@20"] == pytest.approx(np.mean(ranks <= 20))
+    assert sum(g["count"] for g in record["by_length"].values()) == len(ranks)
