@@ -84,8 +84,7 @@ def main(argv=None):
         print(
             f"  {model.name}: fit {fit_s:.2f}s, ranks {ranks_s:.2f}s for {len(targets)} examples "
             f"({len(targets) / ranks_s:.0f}/s), through scores {scores_s:.2f}s, NumPy twin "
-            f"{twin_s:.2f}s for {n} ({ratio:.0f}x slower per example); "
-            f"R@20 {100 * np.mean(fast <= 20):.2f}"
+            f"{twin_s:.2f}s for {n} ({ratio:.0f}x slower per example)"
         )
         figures |= {
             f"{name}_fit_s": round(fit_s, 2),
