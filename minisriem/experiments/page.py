@@ -111,7 +111,22 @@ def _row(dataset, method, protocol, recs, r_values, m_values, seeds):
     }
 
 
-def table2_rows(dataset, state):
+KNN_RESULTS = (("vsknn", "V-SKNN"), ("stan", "STAN"))
+"""kNN baselines tuned by ``benchmarks/tune_vsknn.py``, in ``STATE_DIR/DATASET/NAME.json``."""
+
+
+def knn_results(state_dir):
+    """``[(method, record)]`` of the tuned kNN baselines found beside the state."""
+    out = []
+    for name, method in KNN_RESULTS:
+        path = os.path.join(state_dir or "", f"{name}.json")
+        if state_dir and os.path.exists(path):
+            with open(path) as f:
+                out.append((method, json.load(f)))
+    return out
+
+
+def table2_rows(dataset, state, state_dir=None):
     """Table 2 as rows: every method under every protocol it has figures for.
 
     Returns
@@ -170,6 +185,13 @@ def table2_rows(dataset, state):
                     seeds(best),
                 )
             )  # fmt: skip
+    for method, rec in knn_results(state_dir):
+        # settings chosen on the validation split, then fitted on every training session
+        row = _row(
+            dataset, method, "refit", [rec], [rec["test"]["Recall@20"]], [rec["test"]["MRR@20"]], []
+        )
+        row["commit"] = rec.get("commit")
+        rows.append(row)
     return rows
 
 
@@ -179,12 +201,12 @@ def _paper_figures(dataset, method):
     return paper.get(key)
 
 
-def table2(dataset, state):
+def table2(dataset, state, state_dir=None):
     lines = [
         "| method | protocol | runs | R@20 | MRR@20 | paper R@20 | paper MRR@20 |",
         "|---|---|---|---|---|---|---|",
     ]
-    rows = table2_rows(dataset, state)
+    rows = table2_rows(dataset, state, state_dir)
     shown = {row["method"] for row in rows}
     for spec in GROUPS.values():
         if spec["kind"] not in ("baseline", "model") or spec.get("optional"):
@@ -194,7 +216,7 @@ def table2(dataset, state):
         p = _paper_figures(dataset, spec["label"])
         paper = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
         lines.append(f"| {spec['label']} | | not run | - | - | {paper[0]} | {paper[1]} |")
-    notes = {}
+    notes = {method: "settings chosen on validation" for method, _ in knn_results(state_dir)}
     for group, note in (("spop", "L = {L}"), ("itemknn", "last item")):
         for _, rec in _records(state, group):
             notes[GROUPS[group]["label"]] = note.format(L=rec.get("L"))
@@ -274,6 +296,20 @@ def probes_table(dataset, state):
     )
 
 
+def knn_note(state_dir):
+    """V-SKNN beside the figures session-rec publishes, and how their protocol differs."""
+    for method, rec in knn_results(state_dir):
+        pub = rec.get("published")
+        if method == "V-SKNN" and pub:
+            return (
+                f"\n\nPublished for comparison ({pub['source']}): HR@20 "
+                f"{100 * pub['HR@20']:.2f}, MRR@20 {100 * pub['MRR@20']:.2f}; our V-SKNN: "
+                f"{100 * rec['test']['Recall@20']:.2f} / {100 * rec['test']['MRR@20']:.2f}. "
+                f"The protocols differ: {pub['protocol']}."
+            )
+    return ""
+
+
 def commits_note(state):
     """Which code versions the finished runs were made with (a table never mixes them silently)."""
     by_commit = {}
@@ -315,6 +351,12 @@ def significance_rows(state, state_dir):
         protocol = r.get("protocol") or "validation-selected"
         label = f"{r.get('label', name)} ({PROTOCOL_TEXT.get(protocol, protocol)})"
         out.append({"run": name, "label": label, **compare(base, other)})
+    for method, rec in knn_results(state_dir):
+        path = os.path.join(state_dir, rec.get("ranks_file", ""))
+        if rec.get("ranks_file") and os.path.exists(path):
+            with np.load(path) as z:
+                other = z["ranks"]
+            out.append({"run": method, "label": f"{method} (refit)", **compare(base, other)})
     return out
 
 
@@ -675,7 +717,14 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench, state_dir=None):
         "the authors' code reports. The baselines have nothing to select and use every "
         "training session. Several seeds: mean ± sample standard deviation. Ranks use the "
         "strict tie rule (an item counts ahead of the target only when it scores strictly "
-        "higher).\n\n" + table2(dataset, state) + "\n\n" + commits_note(state)
+        "higher). V-SKNN and STAN (`benchmarks/tune_vsknn.py`) read whole sessions, choose "
+        "their settings on the validation split and are then fitted on every training "
+        "session (the refit protocol's analogue; their grids and chosen settings are in "
+        "`vsknn.json` / `stan.json` beside `state.json`).\n\n"
+        + table2(dataset, state, state_dir)
+        + knn_note(state_dir)
+        + "\n\n"
+        + commits_note(state)
     )
     parts.append(
         "### Significance (paired, on the same test examples)\n\n"
@@ -769,7 +818,12 @@ def write_page(path, out_root, bench_json=None):
         dataset_section(d, states.get(d), fig_dir, fig_rel, bench, os.path.join(out_root, d))
         for d in datasets
     ]
-    summary = [row for d in datasets if states.get(d) for row in table2_rows(d, states[d])]
+    summary = [
+        row
+        for d in datasets
+        if states.get(d)
+        for row in table2_rows(d, states[d], os.path.join(out_root, d))
+    ]
     write_text(os.path.join(out_root, SUMMARY_FILE), json.dumps(summary, indent=1) + "\n")
     tail = f"## Discussion of gaps\n\n{DISCUSSION_START}\n{_discussion(path)}{DISCUSSION_END}\n"
     os.makedirs(folder, exist_ok=True)
