@@ -111,8 +111,8 @@ def step_in_phases_numba(model, opt, data, idx, timer):
                 z_h, E[1:], target_idx, P, parts, block
             )
         with timer("session part (eq. 1-7, fwd+bwd, lookup rows)"):
-            demb, grads = model._session_backward_to_emb(dz_h, cache)
-            items, rows = kernels.lookup_rows(seq, demb)
+            looked_up, demb, grads = model._session_backward_to_emb(dz_h, cache)
+            items, rows = kernels.lookup_rows(looked_up, demb)
     grads["E"] = kernels.ItemGradient(
         P, z_h, target_idx, row_scale, items, rows, E.shape, parts, block
     )

@@ -552,13 +552,15 @@ def matmul_items(a, b, out, split, parts=None):
 # --------------------------------------------------------------------------
 # SR-IEM's session part is a chain of small per-session steps (sigmoids,
 # B x L x L affinities, masked sums, a softmax over L, the pooling), each a
-# handful of NumPy calls on small arrays. Its three products with weights
+# handful of NumPy calls on small arrays. Its products with weights
 # (``E_s [Wq | Wk]``, the fusion ``W0`` and their backward) stay BLAS calls in
 # the model; everything between them is one kernel per direction, looping
-# over the sessions in parallel.
+# over the sessions in parallel. The kernels see only real positions: the
+# rows of the N = sum_b t_b items of the batch, session after session (the
+# order of ``item_seq[valid_mask(...)]``), so no product is spent on padding.
 IEM_VARIANTS = {
-    # variant: (sigmoid on Q and K, inner scale of eq. 3 (times 1/sqrt(d) or 1),
-    #           outer scale (times 1/sqrt(d) or 1), divide eq. 4 by t - 1)
+    # variant: (sigmoid on Q and K, inner scale of eq. 3 is 1/sqrt(d),
+    #           outer scale is 1/sqrt(d), divide eq. 4 by t - 1)
     "paper": (True, False, True, False),
     "official": (False, True, False, True),
 }
@@ -572,10 +574,18 @@ def _iem_scales(variant, d):
     return sigmoid_qk, (root if inner_scaled else 1.0), (root if outer_scaled else 1.0), t_minus_1
 
 
-def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant):
+def pad_positions(rows, item_seq_len, L):
+    """Rows of the N real positions (N, k), session after session, as (B, L, k), 0 at padding."""
+    valid = np.arange(L)[None, :] < np.asarray(item_seq_len)[:, None]
+    out = np.zeros((len(valid), L, rows.shape[1]), dtype=rows.dtype)
+    out[valid] = rows
+    return out
+
+
+def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant, L):
     """SR-IEM from the query/key projections to ``[z_l ; z_s]``, the layers composed.
 
-    With ``qk_lin = E_s [Wq | Wk]`` (the projections of every position,
+    With ``qk_lin = E_s [Wq | Wk]`` (each real position's projections,
     queries in the first ``l`` columns, keys in the last ``l``)::
 
         Q, K = sigmoid(qk_lin) (paper) or qk_lin (official)      eq. (1), (2)
@@ -585,10 +595,12 @@ def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant):
 
     Parameters
     ----------
-    qk_lin : float array of shape (B, L, 2l)
-    emb : float array of shape (B, L, d), the looked-up embeddings
+    qk_lin : float array of shape (N, 2l), the N = sum(item_seq_len) real
+        positions, session after session
+    emb : float array of shape (N, d), their embeddings
     item_seq_len : int array of shape (B,), each in 1..L
     variant : {"paper", "official"}
+    L : int, the padded length
 
     Returns
     -------
@@ -597,9 +609,11 @@ def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant):
     """
     from minisriem import layers  # the twin is the layers themselves
 
-    sigmoid_qk, inner, outer, t_minus_1 = _iem_scales(variant, emb.shape[2])
-    l = qk_lin.shape[2] // 2
-    Q, K = qk_lin[:, :, :l], qk_lin[:, :, l:]
+    sigmoid_qk, inner, outer, t_minus_1 = _iem_scales(variant, emb.shape[1])
+    l = qk_lin.shape[1] // 2
+    qk_pad = pad_positions(qk_lin, item_seq_len, L)  # B,L,2l
+    emb_pad = pad_positions(emb, item_seq_len, L)  # B,L,d
+    Q, K = qk_pad[:, :, :l], qk_pad[:, :, l:]
     q_cache = k_cache = None
     if sigmoid_qk:
         Q, q_cache = layers.sigmoid_forward(Q)
@@ -607,10 +621,11 @@ def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant):
     C, aff_cache = layers.affinity_forward(Q, K, inner, outer)
     alpha, avg_cache = layers.masked_average_forward(C, item_seq_len, "t-1" if t_minus_1 else "t")
     beta, sm_cache = layers.masked_softmax_forward(alpha, item_seq_len)
-    z_l, pool_cache = layers.weighted_pool_forward(beta, emb)
-    z_s, last_cache = layers.last_item_forward(emb, item_seq_len)
+    z_l, pool_cache = layers.weighted_pool_forward(beta, emb_pad)
+    z_s, last_cache = layers.last_item_forward(emb_pad, item_seq_len)
     caches = (q_cache, k_cache, aff_cache, avg_cache, sm_cache, pool_cache, last_cache)
-    return np.concatenate([z_l, z_s], axis=1), {"beta": beta, "layers": caches}
+    cache = {"beta": beta, "layers": caches, "item_seq_len": item_seq_len}
+    return np.concatenate([z_l, z_s], axis=1), cache
 
 
 def iem_pool_backward_numpy(dzcat, cache):
@@ -623,8 +638,8 @@ def iem_pool_backward_numpy(dzcat, cache):
 
     Returns
     -------
-    dqk_lin : array of shape (B, L, 2l), 0 at padded positions
-    demb : array of shape (B, L, d), the pooling's and the last item's part
+    dqk_lin : array of shape (N, 2l)
+    demb : array of shape (N, d), the pooling's and the last item's part
         (the part through ``qk_lin`` is the caller's product ``dqk_lin [Wq | Wk]^T``)
     """
     from minisriem import layers
@@ -639,63 +654,61 @@ def iem_pool_backward_numpy(dzcat, cache):
     if q_cache is not None:
         dQ = layers.sigmoid_backward(dQ, q_cache)
         dK = layers.sigmoid_backward(dK, k_cache)
-    return np.concatenate([dQ, dK], axis=2), demb
+    valid = layers.valid_mask(cache["item_seq_len"], demb.shape[1])
+    return np.concatenate([dQ, dK], axis=2)[valid], demb[valid]
 
 
-def iem_pool_forward(qk_lin, emb, item_seq_len, variant):
+def iem_pool_forward(qk_lin, emb, item_seq_len, variant, L):
     """Numba kernel of :func:`iem_pool_forward_numpy` (same arguments and results).
 
-    One session per iteration, in parallel over sessions; only the real
-    positions ``i, j < t`` are visited. The cache holds ``Q, K`` (B, L, l),
-    the sigmoids ``P`` (B, L, L) of eq. (3) and ``beta`` (B, L), all 0 at padding.
+    One session per iteration, in parallel over sessions. The cache holds
+    ``Q, K`` (N, l), the sigmoids ``P`` (B, L, L) of eq. (3) and ``beta``
+    (B, L), 0 at padding.
     """
-    B, L, d = emb.shape
-    if qk_lin.ndim != 3 or qk_lin.shape[:2] != (B, L) or qk_lin.shape[2] % 2:
-        raise ValueError(f"qk_lin must be ({B}, {L}, 2l), got {qk_lin.shape}")
+    N, d = emb.shape
     lens = np.ascontiguousarray(item_seq_len, dtype=np.int64)
-    if lens.shape != (B,) or (B and (lens.min() < 1 or lens.max() > L)):
-        raise ValueError(f"item_seq_len must be ({B},) with values in 1..{L}")
+    B = lens.shape[0]
+    if lens.ndim != 1 or (B and (lens.min() < 1 or lens.max() > L)) or lens.sum() != N:
+        raise ValueError(f"item_seq_len must be (B,) with values in 1..{L} summing to {N}")
+    if qk_lin.ndim != 2 or qk_lin.shape[0] != N or qk_lin.shape[1] % 2:
+        raise ValueError(f"qk_lin must be ({N}, 2l), got {qk_lin.shape}")
     sigmoid_qk, inner, outer, t_minus_1 = _iem_scales(variant, d)
     dtype = emb.dtype
-    l = qk_lin.shape[2] // 2
+    l = qk_lin.shape[1] // 2
     qk_lin = np.ascontiguousarray(qk_lin, dtype=dtype)
     emb = np.ascontiguousarray(emb)
-    Q = np.empty((B, L, l), dtype=dtype)
-    K = np.empty((B, L, l), dtype=dtype)
-    P = np.empty((B, L, L), dtype=dtype)
-    beta = np.empty((B, L), dtype=dtype)
+    starts = np.cumsum(lens) - lens
+    QK = np.empty((N, 2 * l), dtype=dtype)
+    P = np.zeros((B, L, L), dtype=dtype)
+    beta = np.zeros((B, L), dtype=dtype)
     zcat = np.empty((B, 2 * d), dtype=dtype)
     s = dtype.type
-    _iem_forward_loop(
-        qk_lin, emb, lens, sigmoid_qk, s(inner), s(outer), t_minus_1, Q, K, P, beta, zcat
-    )
-    cache = {"beta": beta, "Q": Q, "K": K, "P": P, "emb": emb, "lens": lens}
-    cache["scales"] = (sigmoid_qk, s(inner), s(outer), t_minus_1)
+    scales = (sigmoid_qk, s(inner), s(outer), t_minus_1)
+    _iem_forward_loop(qk_lin, emb, lens, starts, *scales, QK, P, beta, zcat)
+    cache = {"beta": beta, "QK": QK, "P": P, "emb": emb, "lens": lens, "starts": starts}
+    cache["scales"] = scales
     return zcat, cache
 
 
 def iem_pool_backward(dzcat, cache):
     """Numba kernel of :func:`iem_pool_backward_numpy` (same arguments and results)."""
-    emb, Q = cache["emb"], cache["Q"]
-    B, L, d = emb.shape
+    emb, QK = cache["emb"], cache["QK"]
+    N, d = emb.shape
+    B = cache["lens"].shape[0]
     dzcat = np.ascontiguousarray(dzcat, dtype=emb.dtype)
     if dzcat.shape != (B, 2 * d):
         raise ValueError(f"dzcat must be ({B}, {2 * d}), got {dzcat.shape}")
-    sigmoid_qk, inner, outer, t_minus_1 = cache["scales"]
-    dqk_lin = np.empty((B, L, 2 * Q.shape[2]), dtype=emb.dtype)
+    dqk_lin = np.empty_like(QK)
     demb = np.empty_like(emb)
     _iem_backward_loop(
         dzcat,
         emb,
         cache["lens"],
-        Q,
-        cache["K"],
+        cache["starts"],
+        QK,
         cache["P"],
         cache["beta"],
-        sigmoid_qk,
-        inner,
-        outer,
-        t_minus_1,
+        *cache["scales"],
         dqk_lin,
         demb,
     )
@@ -704,38 +717,33 @@ def iem_pool_backward(dzcat, cache):
 
 @njit(cache=True)
 def _sigmoid(x):
-    """``1 / (1 + exp(-x))`` without overflow, as :func:`minisriem.layers.sigmoid_forward`."""
-    if x >= 0:
-        return 1 / (1 + np.exp(-x))
-    e = np.exp(x)
-    return e / (1 + e)
+    """``1 / (1 + exp(-x))`` as :func:`minisriem.layers.sigmoid_forward` computes it
+    (``exp(-|x|)``, never overflowing), with :func:`exp_nonpositive`."""
+    one = x * 0 + 1  # 1 in x's type, so float32 stays float32
+    e = exp_nonpositive(-abs(x))
+    return one / (one + e) if x >= 0 else e / (one + e)
 
 
 @njit(parallel=True, cache=True)
-def _iem_forward_loop(qk_lin, emb, lens, sigmoid_qk, inner, outer, t_minus_1, Q, K, P, beta, zcat):
-    B, L, d = emb.shape
-    l = Q.shape[2]
-    for b in prange(B):
-        t = lens[b]
-        Q[b] = 0
-        K[b] = 0
-        P[b] = 0
-        beta[b] = 0
-        for i in range(t):
-            for c in range(l):
-                q, k = qk_lin[b, i, c], qk_lin[b, i, l + c]
-                if sigmoid_qk:
-                    q, k = _sigmoid(q), _sigmoid(k)
-                Q[b, i, c] = q
-                K[b, i, c] = k
+def _iem_forward_loop(
+    qk_lin, emb, lens, starts, sigmoid_qk, inner, outer, t_minus_1, QK, P, beta, zcat
+):
+    N, d = emb.shape
+    l = QK.shape[1] // 2
+    for b in prange(lens.shape[0]):
+        t, r0 = lens[b], starts[b]
+        for i in range(r0, r0 + t):  # eq. (1), (2)
+            for c in range(2 * l):
+                x = qk_lin[i, c]
+                QK[i, c] = _sigmoid(x) if sigmoid_qk else x
         denom = max(t - 1, 1) if t_minus_1 else t
         inv = outer / denom  # C = outer * P, summed, divided by denom
         for i in range(t):  # eq. (3), (4): beta[b, i] holds alpha_i for now
             total = 0.0
             for j in range(t):
-                dot = Q[b, i, 0] * 0
+                dot = QK[r0, 0] * 0
                 for c in range(l):
-                    dot += Q[b, i, c] * K[b, j, c]
+                    dot += QK[r0 + i, c] * QK[r0 + j, l + c]
                 p = _sigmoid(inner * dot)
                 P[b, i, j] = p
                 if j != i:
@@ -751,34 +759,34 @@ def _iem_forward_loop(qk_lin, emb, lens, sigmoid_qk, inner, outer, t_minus_1, Q,
         for i in range(t):
             beta[b, i] /= total
         for c in range(d):  # eq. (6) and the last item
-            z = emb[b, 0, c] * 0
+            z = emb[r0, c] * 0
             for i in range(t):
-                z += beta[b, i] * emb[b, i, c]
+                z += beta[b, i] * emb[r0 + i, c]
             zcat[b, c] = z
-            zcat[b, d + c] = emb[b, t - 1, c]
+            zcat[b, d + c] = emb[r0 + t - 1, c]
 
 
 @njit(parallel=True, cache=True)
 def _iem_backward_loop(
-    dzcat, emb, lens, Q, K, P, beta, sigmoid_qk, inner, outer, t_minus_1, dqk_lin, demb
+    dzcat, emb, lens, starts, QK, P, beta, sigmoid_qk, inner, outer, t_minus_1, dqk_lin, demb
 ):
-    B, L, d = emb.shape
-    l = Q.shape[2]
-    for b in prange(B):
-        t = lens[b]
-        dqk_lin[b] = 0
-        demb[b] = 0
-        dbeta = np.empty(L, dtype=emb.dtype)
+    N, d = emb.shape
+    l = QK.shape[1] // 2
+    L = beta.shape[1]
+    for b in prange(lens.shape[0]):
+        t, r0 = lens[b], starts[b]
+        dqk_lin[r0 : r0 + t] = 0
+        dbeta = np.empty(L, dtype=np.float64)
         weighted = 0.0  # sum_j beta_j dbeta_j
         for i in range(t):  # eq. (6): dbeta_i = dz_l . e_i, de_i = beta_i dz_l
-            acc = emb[b, 0, 0] * 0
+            acc = emb[r0, 0] * 0
             for c in range(d):
-                acc += dzcat[b, c] * emb[b, i, c]
-                demb[b, i, c] = beta[b, i] * dzcat[b, c]
+                acc += dzcat[b, c] * emb[r0 + i, c]
+                demb[r0 + i, c] = beta[b, i] * dzcat[b, c]
             dbeta[i] = acc
             weighted += beta[b, i] * acc
         for c in range(d):  # z_s = e_t
-            demb[b, t - 1, c] += dzcat[b, d + c]
+            demb[r0 + t - 1, c] += dzcat[b, d + c]
         denom = max(t - 1, 1) if t_minus_1 else t
         scale = outer * inner / denom
         for i in range(t):
@@ -787,16 +795,15 @@ def _iem_backward_loop(
                 if j == i:
                     continue
                 p = P[b, i, j]
-                ds = scale * dalpha * p * (1 - p)  # eq. (4), (3): dS_ij
+                ds = QK.dtype.type(scale * dalpha * p * (1 - p))  # eq. (4), (3): dS_ij
                 for c in range(l):
-                    dqk_lin[b, i, c] += ds * K[b, j, c]
-                    dqk_lin[b, j, l + c] += ds * Q[b, i, c]
+                    dqk_lin[r0 + i, c] += ds * QK[r0 + j, l + c]
+                    dqk_lin[r0 + j, l + c] += ds * QK[r0 + i, c]
         if sigmoid_qk:  # eq. (1), (2)
-            for i in range(t):
-                for c in range(l):
-                    q, k = Q[b, i, c], K[b, i, c]
-                    dqk_lin[b, i, c] *= q * (1 - q)
-                    dqk_lin[b, i, l + c] *= k * (1 - k)
+            for i in range(r0, r0 + t):
+                for c in range(2 * l):
+                    q = QK[i, c]
+                    dqk_lin[i, c] *= q * (1 - q)
 
 
 # --------------------------------------------------------------------------
@@ -1062,8 +1069,9 @@ def lookup_rows(item_seq, demb):
 
     Parameters
     ----------
-    item_seq : int array of shape (B, L), 0 = padding
-    demb : float array of shape (B, L, d)
+    item_seq : int array of any shape, 0 = padding, e.g. (B, L) or the (N,)
+        real positions
+    demb : float array of shape ``(*item_seq.shape, d)``
 
     Returns
     -------

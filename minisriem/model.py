@@ -173,8 +173,8 @@ class SRIEM:
         grads : dict keyed like ``params``; ``grads["E"]`` holds only the
             embedding-lookup part (the scoring part is added by the caller)
         """
-        demb, grads = self._session_backward_to_emb(dz_h, cache)
-        grads["E"] = layers.embedding_backward(demb, cache["emb"])
+        items, demb, grads = self._session_backward_to_emb(dz_h, cache)
+        grads["E"] = layers.embedding_backward(demb, (items, self.params["E"].shape))
         return grads
 
     def _session_backward_to_emb(self, dz_h, cache):
@@ -182,7 +182,9 @@ class SRIEM:
 
         Returns
         -------
-        demb : array of shape (B, L, d), the gradient of the looked-up embeddings
+        items : int array, the looked-up item ids: ``item_seq`` (B, L), or
+            its N real positions (N,) on the kernel path
+        demb : array of shape ``(*items.shape, d)``, their embeddings' gradient
         grads : dict with every key of ``params`` except "E"
         """
         if "kernel" in cache:
@@ -195,47 +197,46 @@ class SRIEM:
         grads["W0"] = dW0
         if db0 is not None:
             grads["b0"] = db0
-        return demb, grads
+        return cache["emb"][0], demb, grads
 
     def _iem_session_forward(self, item_seq, item_seq_len):
         """:meth:`session_forward` of SR-IEM with :func:`minisriem.kernels.iem_pool_forward`.
 
-        Three steps: one product ``E_s [Wq | Wk]`` for every position's
-        query and key projection, the kernel for eq. (1)-(6) and the last
-        item, and the fusion product of eq. (7).
+        On the N real positions only (no padding): one product
+        ``E_s [Wq | Wk]`` for their query and key projections, the kernel for
+        eq. (1)-(6) and the last item, and the fusion product of eq. (7).
         """
         p = self.params
-        B, L = item_seq.shape
-        emb = p["E"][item_seq]  # B,L,d
+        items = item_seq[layers.valid_mask(item_seq_len, item_seq.shape[1])]  # N
+        emb = p["E"][items]  # N,d
         Wqk = np.concatenate([p["Wq"], p["Wk"]], axis=1)  # d,2l
-        qk_lin = (emb.reshape(B * L, self.d) @ Wqk).reshape(B, L, -1)
-        zcat, pool_cache = kernels.iem_pool_forward(qk_lin, emb, item_seq_len, self.variant)
+        zcat, pool_cache = kernels.iem_pool_forward(
+            emb @ Wqk, emb, item_seq_len, self.variant, item_seq.shape[1]
+        )
         z_h = zcat @ p["W0"].T  # B,d, eq. (7)
         if "b0" in p:
             z_h += p["b0"]
         cache = {
             "beta": pool_cache["beta"],
             "emb": (item_seq, p["E"].shape),  # as layers.embedding_forward's cache
-            "kernel": (emb, Wqk, zcat, pool_cache),
+            "kernel": (items, emb, Wqk, zcat, pool_cache),
         }
         return z_h, cache
 
     def _iem_session_backward(self, dz_h, cache):
         """:meth:`_session_backward_to_emb` of :meth:`_iem_session_forward`."""
-        emb, Wqk, zcat, pool_cache = cache["kernel"]
-        B, L, d = emb.shape
+        items, emb, Wqk, zcat, pool_cache = cache["kernel"]
         dzcat = dz_h @ self.params["W0"]  # B,2d
         grads = {"W0": dz_h.T @ zcat}  # d,2d
         if "b0" in self.params:
             grads["b0"] = dz_h.sum(axis=0)
-        dqk_lin, demb = kernels.iem_pool_backward(dzcat, pool_cache)
-        dqk = dqk_lin.reshape(B * L, -1)  # B*L,2l
-        demb += (dqk @ Wqk.T).reshape(B, L, d)
-        dWqk = emb.reshape(B * L, d).T @ dqk  # d,2l
+        dqk, demb = kernels.iem_pool_backward(dzcat, pool_cache)  # N,2l / N,d
+        demb += dqk @ Wqk.T
+        dWqk = emb.T @ dqk  # d,2l
         l = Wqk.shape[1] // 2
         grads["Wq"] = np.ascontiguousarray(dWqk[:, :l])
         grads["Wk"] = np.ascontiguousarray(dWqk[:, l:])
-        return demb, grads
+        return items, demb, grads
 
     # ------------------------------------------------------------------
     def loss_and_grads(self, item_seq, item_seq_len, targets):
@@ -282,8 +283,8 @@ class SRIEM:
             loss, dz_h, row_scale = kernels.item_pass_forward(
                 z_h, E[1:], target_idx, P, parts, block
             )
-            demb, grads = self._session_backward_to_emb(dz_h, cache)  # B,L,d
-        items, rows = kernels.lookup_rows(item_seq, demb)
+            looked_up, demb, grads = self._session_backward_to_emb(dz_h, cache)
+        items, rows = kernels.lookup_rows(looked_up, demb)
         grads["E"] = kernels.ItemGradient(
             P, z_h, target_idx, row_scale, items, rows, E.shape, parts, block
         )
