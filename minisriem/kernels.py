@@ -1214,3 +1214,180 @@ class ItemGradient:
             walk(0)
         else:
             list(_pool().map(walk, range(self.parts)))
+
+
+# --------------------------------------------------------------------------
+# ranking for evaluation, fused with the scores of each item block
+# --------------------------------------------------------------------------
+RANK_CANDIDATES = 64
+"""Scores per row kept near the target's (see :func:`rank_topk_items`)."""
+
+
+def rank_topk_items_numpy(z_h, E_items, target_idx, k):
+    """Rank and top-k of :func:`rank_topk_numpy` for the scores ``z_h E_items^T``.
+
+    Parameters
+    ----------
+    z_h : float array of shape (B, d)
+    E_items : float array of shape (n, d), ``E[1:]``
+    target_idx : int array of shape (B,), columns 0..n-1
+    k : int, 1 <= k <= n
+
+    Returns
+    -------
+    rank : int64 array of shape (B,), ``1 + #{j : S[b, j] > S[b, target]}``
+    topk : int64 array of shape (B, k), best first, ties by the lower column
+    """
+    return rank_topk_numpy(z_h @ E_items.T, target_idx, k)
+
+
+def rank_topk_items(z_h, E_items, target_idx, k, parts=1, block=None):
+    """Kernel of :func:`rank_topk_items_numpy`: scores block by block, never all at once.
+
+    Each thread walks its item blocks (:func:`item_blocks`): one BLAS call
+    scores a block, and a pass over it, still in cache, updates each row's
+    top ``k`` and its count of scores above the target's. The target's score
+    as the block product computes it is known only in its own block, so the
+    count is taken against an estimate ``t`` (the dot product in float64)
+    with a margin ``eps * (d + 2) * sum_c |z_c e_c|`` that bounds the float
+    rounding of any order of summation: scores above ``t + margin`` count,
+    scores within the margin are kept (up to :data:`RANK_CANDIDATES` a row)
+    and compared with the exact target score at the end. A row with more
+    candidates than that (many near-ties) is ranked from its full row of
+    scores instead.
+
+    Parameters
+    ----------
+    as :func:`rank_topk_items_numpy`; z_h and E_items C-contiguous;
+    ``parts`` threads (call inside :func:`blas_single_thread` when above 1);
+    ``block`` items per block (default: about 1 MB of scores per block)
+    """
+    B, d = z_h.shape
+    n = E_items.shape[0]
+    target_idx = np.ascontiguousarray(target_idx, dtype=np.int64)
+    if target_idx.shape != (B,) or (B and (target_idx.min() < 0 or target_idx.max() >= n)):
+        raise ValueError(f"target_idx must be ({B},) with columns 0..{n - 1}")
+    k = int(k)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in 1..{n}, got {k}")
+    if block is None:
+        block = max(64, (1 << 18) // max(B, 1))
+    dtype = z_h.dtype
+    products = z_h.astype(np.float64) * E_items[target_idx].astype(np.float64)  # B,d
+    estimate = products.sum(axis=1)
+    margin = np.finfo(dtype).eps * (d + 2) * np.abs(products).sum(axis=1) + 1e-300
+    ranges = item_blocks(n, parts, block)
+
+    def walk(blocks):
+        above = np.zeros(B, dtype=np.int64)
+        near = np.empty((B, RANK_CANDIDATES), dtype=dtype)
+        n_near = np.zeros(B, dtype=np.int64)
+        target_score = np.full(B, np.nan, dtype=dtype)
+        top_score = np.full((B, k), -np.inf, dtype=dtype)
+        top_col = np.full((B, k), -1, dtype=np.int64)
+        top_size = np.zeros(B, dtype=np.int64)
+        S = np.empty((B, min(block, n)), dtype=dtype)
+        for lo, hi in blocks:
+            s = S[:, : hi - lo]
+            np.matmul(z_h, E_items[lo:hi].T, out=s)
+            _rank_block(
+                s,
+                lo,
+                target_idx,
+                estimate,
+                margin,
+                above,
+                near,
+                n_near,
+                target_score,
+                top_score,
+                top_col,
+                top_size,
+            )
+        return above, near, n_near, target_score, top_score, top_col
+
+    results = [walk(ranges[0])] if parts == 1 else list(_pool().map(walk, ranges))
+    above = sum(r[0] for r in results)
+    target_score = np.zeros(B, dtype=dtype)
+    for r in results:
+        found = ~np.isnan(r[3])
+        target_score[found] = r[3][found]
+    rank = 1 + above
+    overflow = np.zeros(B, dtype=bool)
+    for _, near, n_near, _, _, _ in results:
+        overflow |= n_near > RANK_CANDIDATES
+        count = np.minimum(n_near, RANK_CANDIDATES)
+        kept = np.arange(RANK_CANDIDATES)[None, :] < count[:, None]
+        rank += (kept & (near > target_score[:, None])).sum(axis=1)
+    # the threads' top k: by score, ties by the lower column
+    scores = np.concatenate([r[4] for r in results], axis=1)
+    cols = np.concatenate([r[5] for r in results], axis=1)
+    order = np.lexsort((np.where(cols < 0, n, cols), -scores.astype(np.float64)), axis=1)[:, :k]
+    topk = np.take_along_axis(cols, order, axis=1)
+    if overflow.any():  # near-ties beyond the buffer: these rows the plain way
+        rows = np.flatnonzero(overflow)
+        rank[rows], topk[rows] = rank_topk(
+            np.ascontiguousarray(z_h[rows] @ E_items.T), target_idx[rows], k
+        )
+    return rank.astype(np.int64), topk
+
+
+@njit(nogil=True, cache=True)
+def _rank_block(
+    S,
+    lo,
+    target_idx,
+    estimate,
+    margin,
+    above,
+    near,
+    n_near,
+    target_score,
+    top_score,
+    top_col,
+    top_size,
+):
+    """One block of scores (B, nb), columns ``lo..``: update the counts, the kept
+    near-ties and the running top k of every row (see :func:`rank_topk_items`)."""
+    B, nb = S.shape
+    k = top_col.shape[1]
+    cap = near.shape[1]
+    for b in range(B):
+        row = S[b]
+        t = target_idx[b] - lo
+        if 0 <= t < nb:
+            target_score[b] = row[t]
+        high = row.dtype.type(estimate[b] + margin[b])  # rounded outwards below
+        low = row.dtype.type(estimate[b] - margin[b])
+        high = np.nextafter(high, np.inf)
+        low = np.nextafter(low, -np.inf)
+        count = 0
+        at_least_low = 0
+        for j in range(nb):  # no branch: this loop is vectorised
+            x = row[j]
+            count += x > high
+            at_least_low += x >= low
+        above[b] += count
+        if at_least_low > count:  # rare: scores near the target's, kept for the end
+            for j in range(nb):
+                x = row[j]
+                if low <= x <= high:
+                    if n_near[b] < cap:
+                        near[b, n_near[b]] = x
+                    n_near[b] += 1
+        best, cols = top_score[b], top_col[b]
+        size = top_size[b]
+        for j in range(nb):
+            x = row[j]
+            if size == k and not x > best[k - 1]:
+                continue  # the common case: not among the best k
+            pos = size if size < k else k - 1
+            while pos > 0 and best[pos - 1] < x:
+                best[pos] = best[pos - 1]
+                cols[pos] = cols[pos - 1]
+                pos -= 1
+            best[pos] = x
+            cols[pos] = lo + j
+            if size < k:
+                size += 1
+        top_size[b] = size
