@@ -86,23 +86,20 @@ def main(argv=None):
     )
 
     # breakdown of one batch
+    parts = {"session part": [], "GEMM scores": [], "rank + top-k": []}
+    buf = np.empty((B, n_items), dtype=np.float32)
     E = model.params["E"]
-    if args.backend == "numba":  # as SRIEM.rank_topk does it
-        parts = {"session part": [], "scores + rank + top-k, by item blocks": []}
-    else:
-        parts = {"session part": [], "GEMM scores": [], "rank + top-k": []}
     for _ in range(5):
         s, l, t = batch(i)
         i += 1
-        if args.backend == "numba":
+        if args.backend == "numba":  # as SRIEM.rank_topk does it
             with kernels.blas_single_thread():
                 t0 = time.perf_counter()
                 z_h, _ = model.session_forward(s, l)
                 t1 = time.perf_counter()
-                kernels.rank_topk_items(
-                    np.ascontiguousarray(z_h), E[1:], t - 1, args.k, kernels.item_parts()
-                )
-                times = (t1 - t0, time.perf_counter() - t1)
+                kernels.matmul_items(np.ascontiguousarray(z_h), E[1:].T, buf, split="b_rows")
+                t2 = time.perf_counter()
+            kernels.rank_topk(buf, t - 1, args.k)
         else:
             t0 = time.perf_counter()
             z_h, _ = model.session_forward(s, l)
@@ -110,8 +107,8 @@ def main(argv=None):
             buf, _ = layers.scores_forward(z_h, E)
             t2 = time.perf_counter()
             kernels.rank_topk_numpy(buf, t - 1, args.k)
-            times = (t1 - t0, t2 - t1, time.perf_counter() - t2)
-        for name, dt in zip(parts, times, strict=True):
+        t3 = time.perf_counter()
+        for name, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
             parts[name].append(dt)
     batch_ms = 1e3 * B / rate
     parts = {name: 1e3 * median(v) for name, v in parts.items()}
@@ -120,15 +117,16 @@ def main(argv=None):
     floor_ms = 1e3 * 2.0 * B * 200 * n_items / (peak * 1e9)
     print(f"\n  one batch of {B}, by part (median of 5, in ms):")
     for name, ms in parts.items():
-        floor = f"  floor {floor_ms:.1f} ({peak:.0f} GFLOP/s)" if "scores" in name else ""
-        print(f"  {name:40s} {ms:7.1f} {ms / batch_ms:6.0%}{floor}")
-    print(f"  {'batch':40s} {batch_ms:7.1f}")
+        floor = f"  floor {floor_ms:.1f} ({peak:.0f} GFLOP/s)" if name == "GEMM scores" else ""
+        print(f"  {name:32s} {ms:7.1f} {ms / batch_ms:6.0%}{floor}")
+    print(f"  {'batch':32s} {batch_ms:7.1f}")
     print_figures(
         {
             "backend": args.backend,
             "eval_examples_per_s": round(rate, 1),
             "batch_ms": round(batch_ms, 1),
-            "scores_rank_ms": round(sum(ms for name, ms in parts.items() if "rank" in name), 1),
+            "gemm_ms": round(parts["GEMM scores"], 1),
+            "rank_ms": round(parts["rank + top-k"], 1),
             "session_ms": round(parts["session part"], 1),
             "floor_batch_ms": round(floor_ms, 1),
             "first_batch_s": round(first_s, 2),

@@ -23,8 +23,8 @@ Two backends compute the same numbers (within float32 rounding):
 
 Workspace. With backend "numba" the model keeps its large per-step arrays in
 ``model.workspace`` (a :class:`minisriem.workspace.Workspace`) and reuses
-them from one call to the next: the (B, n) block softmax of a training
-step. ``grads["E"]`` of ``loss_and_grads``
+them from one call to the next: the (B, n) block softmax of a training step
+and the (B, n) scores of ``rank_topk``. ``grads["E"]`` of ``loss_and_grads``
 refers to it: it is a :class:`minisriem.kernels.ItemGradient`, which
 ``Adam.step`` applies block by block and which ``np.asarray`` turns into the
 dense (n+1, d) array. A ``grads["E"]`` still held when the next
@@ -321,8 +321,8 @@ class SRIEM:
 
         ``rank = 1 + #items scored strictly higher than the target``; the top
         ``k`` are item ids, best first, ties broken by the lower id. With
-        backend "numba" the scores are ranked block by block as they are
-        computed (:func:`minisriem.kernels.rank_topk_items`), never stored whole.
+        backend "numba" the (B, n) scores go into a reused buffer and are ranked
+        by :func:`minisriem.kernels.rank_topk`.
 
         Returns
         -------
@@ -331,12 +331,9 @@ class SRIEM:
         """
         item_seq, item_seq_len, targets = self._check_batch(item_seq, item_seq_len, targets)
         if self.backend == "numba":
-            with kernels.blas_single_thread():
-                z_h, _ = self.session_forward(item_seq, item_seq_len)
-                z_h = np.ascontiguousarray(z_h, dtype=self.dtype)
-                rank, topk = kernels.rank_topk_items(
-                    z_h, self.params["E"][1:], targets - 1, k, kernels.item_parts()
-                )
+            buf = self.workspace.get("eval_scores", (item_seq.shape[0], self.n_items), self.dtype)
+            scores = self.scores(item_seq, item_seq_len, out=buf)
+            rank, topk = kernels.rank_topk(scores, targets - 1, k)
         else:
             scores = self.scores(item_seq, item_seq_len)
             rank, topk = kernels.rank_topk_numpy(scores, targets - 1, k)

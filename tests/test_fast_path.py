@@ -252,36 +252,3 @@ def test_one_thread_training_is_bitwise_repeatable(monkeypatch):
         finals.append({k: w.copy() for k, w in model.params.items()})
     for name in finals[0]:
         np.testing.assert_array_equal(finals[0][name], finals[1][name])
-
-
-# --------------------------------------------------------------------------
-# ranking fused with the block scores
-# --------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("parts,block", [(1, None), (2, 17), (3, 5)])
-def test_rank_topk_items_matches_twin_with_ties(dtype, parts, block):
-    rng = np.random.default_rng(parts)
-    B, n, d = 8, 300, 6
-    z_h = rng.standard_normal((B, d)).astype(dtype)
-    E_items = rng.standard_normal((n, d)).astype(dtype)
-    E_items[50:60] = E_items[10]  # exact ties with the target of row 0
-    E_items[200:] = 0  # 100 items scored exactly 0: more near-ties than are kept
-    target_idx = rng.integers(0, n, size=B)
-    target_idx[:4] = [10, 55, 250, n - 1]
-    with kernels.blas_single_thread():
-        rank, topk = kernels.rank_topk_items(z_h, E_items, target_idx, 7, parts, block)
-    rank_twin, topk_twin = kernels.rank_topk_items_numpy(z_h, E_items, target_idx, 7)
-    np.testing.assert_array_equal(rank, rank_twin)
-    np.testing.assert_array_equal(topk, topk_twin)
-    assert rank.dtype == np.int64 and topk.shape == (B, 7)
-    # a tie does not count against the target: rank of row 0 as of its strict rule
-    scores = z_h[0] @ E_items.T
-    assert rank[0] == 1 + np.sum(scores > scores[10])
-
-
-def test_rank_topk_items_rejects_bad_k():
-    z_h, E_items = np.zeros((2, 3), np.float32), np.zeros((4, 3), np.float32)
-    with pytest.raises(ValueError, match="k must be"):
-        kernels.rank_topk_items(z_h, E_items, np.array([0, 1]), 5)
-    with pytest.raises(ValueError, match="target_idx"):
-        kernels.rank_topk_items(z_h, E_items, np.array([0, 9]), 2)
