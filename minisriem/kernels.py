@@ -866,12 +866,14 @@ def blas_can_be_limited():
 # --------------------------------------------------------------------------
 # the item-sized work of a training step, eq. (8)-(10), in two passes over item blocks
 # --------------------------------------------------------------------------
-ITEM_BLOCK = 2048
-"""Items per block of :func:`item_pass_forward` and :func:`item_pass_adam`.
+ITEM_BLOCK = 1024
+"""Items per block of :func:`item_pass_forward` and :meth:`ItemGradient.adam_step`.
 
-A block's scores for a batch of 128 (1 MB) and its rows of ``E`` (1.6 MB
-at d = 200) stay in a core's cache between the steps that use them; measured
-with ``benchmarks/bench_train.py --block``."""
+A block's scores for a batch of 128 (0.5 MB) and its rows of ``E`` (0.8 MB
+at d = 200) stay in a core's 2 MB cache between the steps that use them.
+Measured (CPU time of both passes, DIGINETICA's shape, one thread): 256
+items 93 ms, 512 88-91, 1024 85-89, 2048 88-105, 4096 98; see
+``benchmarks/bench_train.py --block``."""
 
 
 def item_blocks(n, parts, block=ITEM_BLOCK):
@@ -1028,11 +1030,7 @@ def _softmax_block_forward(S, lo, target_idx, m, total, rescale, block_max, targ
         t = target_idx[b] - lo
         if 0 <= t < nb:
             target_score[b] = row[t]
-        top = row[0]
-        for j in range(nb):
-            if row[j] > top:
-                top = row[j]
-        new = max(m[b], np.float64(top))
+        new = max(m[b], np.float64(_row_max(row)))
         for j in range(nb):
             row[j] = exp_nonpositive(row[j] - row.dtype.type(new))
         scale = np.exp(m[b] - new) if m[b] > -np.inf else 0.0
@@ -1040,6 +1038,33 @@ def _softmax_block_forward(S, lo, target_idx, m, total, rescale, block_max, targ
         rescale[b] = scale
         m[b] = new
         block_max[b] = new
+
+
+@njit(nogil=True, cache=True)
+def _row_max(row):
+    """The largest entry of ``row`` (NaN entries are skipped, as by ``x > top``).
+
+    Sixteen running maxima, one per lane, so that the compiler can use
+    vector instructions: a single running maximum is a chain of dependent
+    comparisons, four times slower here.
+    """
+    lanes = np.empty(16, dtype=row.dtype)
+    lanes[:] = row[0]
+    n = row.shape[0]
+    j = 0
+    while j + 16 <= n:
+        for u in range(16):
+            x = row[j + u]
+            lanes[u] = x if x > lanes[u] else lanes[u]
+        j += 16
+    top = row[0]
+    for u in range(16):
+        if lanes[u] > top:
+            top = lanes[u]
+    for i in range(j, n):
+        if row[i] > top:
+            top = row[i]
+    return top
 
 
 @njit(nogil=True, cache=True)
