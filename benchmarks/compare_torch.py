@@ -8,7 +8,9 @@ as nearly as possible: the project's own PyTorch SR-IEM
 (``benchmarks/torch_sriem.py``: float32, 2 threads, torch's default and fused
 Adam), then minisriem's ``bench_train.py`` and ``bench_eval.py``, on one
 data file of DIGINETICA's shape that this script writes first. Ratios are
-computed per round and their medians reported.
+computed per round and their medians reported. ``--baseline DIR`` times
+another checkout's ``bench_train.py`` and ``bench_eval.py`` in the same
+rounds (before/after figures measured side by side).
 
 A second opinion, when it is there: a ``shared/bench`` directory next to the
 repository (or where ``--shared`` / ``MINISRIEM_SHARED`` points) holding
@@ -60,6 +62,11 @@ def parse_args(argv=None):
         help="where the optional second reference lives (its bench/run_torch_reference.sh)",
     )
     p.add_argument("--no-shared", action="store_true", help="skip the second reference")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="another checkout of minisriem (e.g. an older commit) to time in the same rounds",
+    )
     p.add_argument(
         "--bench-dir",
         default=os.environ.get("BENCH_DIR", Path(tempfile.gettempdir()) / "minisriem-bench"),
@@ -134,6 +141,11 @@ def main(argv=None):
     ours_eval = [py, HERE / "bench_eval.py", "--batches", args.eval_batches]
     ours_eval += ["--repeats", "1", "--data", data]
 
+    if args.baseline:
+        base = Path(args.baseline) / "benchmarks"
+        base_train = [py, base / "bench_train.py"] + ours_train[2:]
+        base_eval = [py, base / "bench_eval.py"] + ours_eval[2:]
+
     rows = []
     for r in range(args.rounds):
         print(f"\n=== round {r + 1} of {args.rounds} ===", flush=True)
@@ -147,6 +159,9 @@ def main(argv=None):
         row["torch_train"] = ref["torch_train_ex_per_s"]
         row["torch_train_fused"] = ref["torch_train_ex_per_s_fused"]
         row["torch_eval"] = ref["torch_eval_ex_per_s"]
+        if args.baseline:
+            row["baseline_train"] = run(base_train, env)["train_examples_per_s"]
+            row["baseline_eval"] = run(base_eval, env)["eval_examples_per_s"]
         train = run(ours_train, env)
         evaluation = run(ours_eval, env)
         row["ours_train"] = train["train_examples_per_s"]
@@ -155,10 +170,20 @@ def main(argv=None):
         row["train_vs_fused"] = row["ours_train"] / row["torch_train_fused"]
         row["train_vs_default"] = row["ours_train"] / row["torch_train"]
         row["eval_ratio"] = row["ours_eval"] / row["torch_eval"]
+        if args.baseline:
+            row["baseline_train_vs_fused"] = row["baseline_train"] / row["torch_train_fused"]
+            row["baseline_eval_ratio"] = row["baseline_eval"] / row["torch_eval"]
+            row["speedup_train"] = row["ours_train"] / row["baseline_train"]
+            row["speedup_eval"] = row["ours_eval"] / row["baseline_eval"]
         if second:
             row["shared_train_vs_fused"] = row["ours_train"] / row["shared_train_fused"]
             row["shared_train_vs_default"] = row["ours_train"] / row["shared_train"]
             row["shared_eval_ratio"] = row["ours_eval"] / row["shared_eval"]
+            if args.baseline:
+                row["baseline_shared_train_vs_fused"] = (
+                    row["baseline_train"] / row["shared_train_fused"]
+                )
+                row["baseline_shared_eval_ratio"] = row["baseline_eval"] / row["shared_eval"]
         rows.append(row)
 
     print("\nexamples/s and ratios per round (float32, 2 threads; batch 128, eval batch 512):")
@@ -182,6 +207,12 @@ def main(argv=None):
             f"against the second reference: training {med['shared_train_vs_fused']:.2f}x"
             f" (fused Adam), {med['shared_train_vs_default']:.2f}x (default Adam),"
             f" evaluation {med['shared_eval_ratio']:.2f}x"
+        )
+    if args.baseline:
+        print(
+            f"the baseline ({args.baseline}): training {med['baseline_train_vs_fused']:.2f}x"
+            f" torch's fused Adam, evaluation {med['baseline_eval_ratio']:.2f}x; this checkout"
+            f" trains {med['speedup_train']:.2f}x and evaluates {med['speedup_eval']:.2f}x as fast"
         )
     figures = {"rounds": args.rounds, "load_1min": round(med["load_1min"], 2)}
     figures.update({name: round(value, 2) for name, value in med.items() if name != "load_1min"})

@@ -555,7 +555,7 @@ def matmul_items(a, b, out, split, parts=None):
 # handful of NumPy calls on small arrays. Its products with weights
 # (``E_s [Wq | Wk]``, the fusion ``W0`` and their backward) stay BLAS calls in
 # the model; everything between them is one kernel per direction, looping
-# over the sessions in parallel. The kernels see only real positions: the
+# over the sessions. The kernels see only real positions: the
 # rows of the N = sum_b t_b items of the batch, session after session (the
 # order of ``item_seq[valid_mask(...)]``), so no product is spent on padding.
 IEM_VARIANTS = {
@@ -661,7 +661,9 @@ def iem_pool_backward_numpy(dzcat, cache):
 def iem_pool_forward(qk_lin, emb, item_seq_len, variant, L):
     """Numba kernel of :func:`iem_pool_forward_numpy` (same arguments and results).
 
-    One session per iteration, in parallel over sessions. The cache holds
+    One session per iteration, on the calling thread: the whole batch is
+    about a millisecond of work, less than waking a second thread costs on
+    a machine shared with other jobs. The cache holds
     ``Q, K`` (N, l), the sigmoids ``P`` (B, L, L) of eq. (3) and ``beta``
     (B, L), 0 at padding.
     """
@@ -724,13 +726,13 @@ def _sigmoid(x):
     return one / (one + e) if x >= 0 else e / (one + e)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _iem_forward_loop(
     qk_lin, emb, lens, starts, sigmoid_qk, inner, outer, t_minus_1, QK, P, beta, zcat
 ):
     N, d = emb.shape
     l = QK.shape[1] // 2
-    for b in prange(lens.shape[0]):
+    for b in range(lens.shape[0]):
         t, r0 = lens[b], starts[b]
         for i in range(r0, r0 + t):  # eq. (1), (2)
             for c in range(2 * l):
@@ -766,14 +768,14 @@ def _iem_forward_loop(
             zcat[b, d + c] = emb[r0 + t - 1, c]
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _iem_backward_loop(
     dzcat, emb, lens, starts, QK, P, beta, sigmoid_qk, inner, outer, t_minus_1, dqk_lin, demb
 ):
     N, d = emb.shape
     l = QK.shape[1] // 2
     L = beta.shape[1]
-    for b in prange(lens.shape[0]):
+    for b in range(lens.shape[0]):
         t, r0 = lens[b], starts[b]
         dqk_lin[r0 : r0 + t] = 0
         dbeta = np.empty(L, dtype=np.float64)
