@@ -104,7 +104,7 @@ def step_in_phases_numba(model, opt, data, idx, timer):
     target_idx = targets.astype(np.int64) - 1
     with kernels.blas_single_thread():
         with timer("session part (eq. 1-7, fwd+bwd, lookup rows)"):
-            z_h, cache = model.session_forward(seq, lens)
+            z_h, cache = model._session_forward_fast(seq, lens)
             z_h = np.ascontiguousarray(z_h)
         with timer("item pass 1: scores, softmax, dz_h (2 GEMMs)"):
             loss, dz_h, row_scale = kernels.item_pass_forward(

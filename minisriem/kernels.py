@@ -3,7 +3,8 @@
 The twin (``*_numpy``) is the documentation: an independent, vectorised
 statement of what the kernel computes. The kernel is the same computation
 written as ordinary loops and compiled by Numba. Tests
-(``tests/test_kernels.py``) compare the two on random inputs and edge cases.
+(``tests/test_kernels.py``, ``tests/test_fast_path.py``) compare the two on
+random inputs and edge cases.
 
 kernel (its twin: the name + ``_numpy``)
 ``softmax_xent_inplace``       loss of eq. (9)-(10) and ``dscores`` in place;
@@ -14,13 +15,26 @@ kernel (its twin: the name + ``_numpy``)
                                ``SRIEM.loss_and_grads``
 ``matmul_items``               the (B x d x n) products with all items, split by items
                                over threads (twin: ``np.matmul``); ``SRIEM``
+``iem_pool_forward``,          SR-IEM's session part between its products, eq. (1)-(6)
+``iem_pool_backward``          and the last item, one kernel per direction (twins: the
+                               layers composed); ``SRIEM`` with importance "iem"
+``item_pass_forward``          pass 1 of a training step's item-sized work: loss and
+                               ``dz_h`` by item blocks, online softmax; ``SRIEM``
+``ItemGradient.adam_step``     pass 2: ``dE`` block by block and Adam on those rows of
+                               ``E`` (twin: ``ItemGradient.dense`` + ``adam_step_numpy``)
+``lookup_rows``                the lookup's gradient summed per distinct item (twin:
+                               ``embedding_scatter_add_numpy``)
 
 Each public kernel is a small Python function that checks its inputs (Numba
 does not check indices: a bad index would read or write the wrong memory) and
 calls the compiled loop, ``_name_loop``. Loops that are independent per row run
 in parallel (``numba.prange``) on ``numba.get_num_threads()`` threads, by
-default one per core. ``cache=True`` stores the compiled code beside this file,
-so only the first run pays the compile time.
+default one per core. The item passes instead give each thread one range of
+items (:func:`item_blocks`): Python threads that call BLAS on the calling
+thread (:func:`blas_single_thread`) and serial kernels compiled with
+``nogil=True``, so the threads meet twice per step rather than inside every
+product. ``cache=True`` stores the compiled code beside this file, so only
+the first run pays the compile time.
 
 Shape letters as in :mod:`minisriem.layers`: ``B`` batch, ``n`` items,
 ``d`` embedding size, ``L`` session length.
@@ -1128,7 +1142,7 @@ def _sum_rows(rows, src, order, group):
             rows[u, c] += src[order[k], c]
 
 
-class ItemGradient:
+class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
     """``dE`` of one training step, kept factored (backend "numba" of :class:`SRIEM`).
 
     ``dE[1:] = dS^T z_h`` plus, on the rows of the batch's items, their
@@ -1139,8 +1153,9 @@ class ItemGradient:
     :meth:`adam_step` instead forms one block of ``dE`` at a time, while it
     is in cache, and applies Adam to that block's rows of ``E``.
 
-    It behaves as the (n+1, d) array where one is needed: ``np.asarray(g)``,
-    ``g.copy()`` and NumPy functions give the dense ``dE``. Its ``P`` is in
+    It reads as the (n+1, d) array where one is needed: ``np.asarray(g)``,
+    ``g.copy()``, ``g[0]``, arithmetic, NumPy functions and array methods
+    (``g.max()``) all see the dense ``dE``, formed on first use. Its ``P`` is in
     the model's workspace (a :class:`minisriem.workspace.Workspace`), which
     asks it to :meth:`detach` before the model's next call reuses ``P``.
     """
@@ -1152,6 +1167,7 @@ class ItemGradient:
         self.items, self.rows = items, rows
         self.shape, self.dtype, self.ndim = tuple(shape), z_h.dtype, 2
         self.parts, self.block = parts, block
+        self._dense = None
 
     def detach(self):
         """Take a private copy of ``P`` (the workspace is about to reuse it)."""
@@ -1161,7 +1177,13 @@ class ItemGradient:
         return [b for part in item_blocks(self.shape[0] - 1, self.parts, self.block) for b in part]
 
     def dense(self):
-        """The (n+1, d) array ``dE``."""
+        """The (n+1, d) array ``dE`` (formed once, then kept)."""
+        if self._dense is None:
+            self._dense = self._form_dense()
+            self._dense.flags.writeable = False  # kept: copies are handed out
+        return self._dense
+
+    def _form_dense(self):
         B = self.z_h.shape[0]
         dE = np.zeros(self.shape, dtype=self.dtype)
         inv_B = self.dtype.type(1.0 / B)
@@ -1177,10 +1199,25 @@ class ItemGradient:
 
     def __array__(self, dtype=None, copy=None):
         dE = self.dense()
-        return dE if dtype is None else dE.astype(dtype)
+        return dE.copy() if dtype is None else dE.astype(dtype)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(x.dense() if isinstance(x, ItemGradient) else x for x in inputs)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __getitem__(self, key):
+        return self.dense()[key].copy()
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getattr__(self, name):  # the array's methods and attributes: g.max(), g.T, ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.dense(), name)
 
     def copy(self):
-        return self.dense()
+        return self.dense().copy()
 
     def adam_step(self, w, m, v, lr, beta1, beta2, eps, l2, t):
         """One Adam step (:func:`adam_step_numpy`'s formulas) on ``w = E`` with this ``dE``.

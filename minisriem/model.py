@@ -148,8 +148,6 @@ class SRIEM:
         z_h : array of shape (B, d)
         cache : dict; ``cache["beta"]`` (B, L) is the importance of each item
         """
-        if self.backend == "numba" and self.importance_name == "iem":
-            return self._iem_session_forward(item_seq, item_seq_len)
         p = self.params
         forward, _ = MODULES[self.importance_name]
         emb, emb_cache = layers.embedding_forward(p["E"], item_seq)  # B,L,d
@@ -198,6 +196,18 @@ class SRIEM:
         if db0 is not None:
             grads["b0"] = db0
         return cache["emb"][0], demb, grads
+
+    def _session_forward_fast(self, item_seq, item_seq_len):
+        """:meth:`session_forward` as backend "numba" computes it.
+
+        SR-IEM's importance module goes through its kernels
+        (:meth:`_iem_session_forward`); the cache then holds what their
+        backward needs, not the layers' caches that :meth:`session_forward`
+        returns for a reader to inspect. Other modules use the layers.
+        """
+        if self.importance_name == "iem":
+            return self._iem_session_forward(item_seq, item_seq_len)
+        return self.session_forward(item_seq, item_seq_len)
 
     def _iem_session_forward(self, item_seq, item_seq_len):
         """:meth:`session_forward` of SR-IEM with :func:`minisriem.kernels.iem_pool_forward`.
@@ -278,7 +288,7 @@ class SRIEM:
         P = self.workspace.get("P", (B * n,), self.dtype)
         target_idx = np.asarray(targets, dtype=np.int64) - 1
         with kernels.blas_single_thread():
-            z_h, cache = self.session_forward(item_seq, item_seq_len)  # B,d
+            z_h, cache = self._session_forward_fast(item_seq, item_seq_len)  # B,d
             z_h = np.ascontiguousarray(z_h, dtype=self.dtype)
             loss, dz_h, row_scale = kernels.item_pass_forward(
                 z_h, E[1:], target_idx, P, parts, block
@@ -312,7 +322,7 @@ class SRIEM:
         if out is None:
             out = np.empty((item_seq.shape[0], self.n_items), dtype=self.dtype)
         with kernels.blas_single_thread():
-            z_h, _ = self.session_forward(item_seq, item_seq_len)
+            z_h, _ = self._session_forward_fast(item_seq, item_seq_len)
             z_h = np.ascontiguousarray(z_h, dtype=self.dtype)
             return kernels.matmul_items(z_h, self.params["E"][1:].T, out, split="b_rows")
 
