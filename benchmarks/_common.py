@@ -107,6 +107,7 @@ def environment():
         "numba_threads": numba.get_num_threads(),
         "numba_layer": numba.config.THREADING_LAYER,
         "threadpoolctl": kernels.ThreadpoolController is not None,
+        "blas_one_thread_in_steps": kernels.blas_can_be_limited(),  # else BLAS's own threads
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "unset"),

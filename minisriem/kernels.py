@@ -3,7 +3,8 @@
 The twin (``*_numpy``) is the documentation: an independent, vectorised
 statement of what the kernel computes. The kernel is the same computation
 written as ordinary loops and compiled by Numba. Tests
-(``tests/test_kernels.py``) compare the two on random inputs and edge cases.
+(``tests/test_kernels.py``, ``tests/test_fast_path.py``) compare the two on
+random inputs and edge cases.
 
 kernel (its twin: the name + ``_numpy``)
 ``softmax_xent_inplace``       loss of eq. (9)-(10) and ``dscores`` in place;
@@ -14,13 +15,26 @@ kernel (its twin: the name + ``_numpy``)
                                ``SRIEM.loss_and_grads``
 ``matmul_items``               the (B x d x n) products with all items, split by items
                                over threads (twin: ``np.matmul``); ``SRIEM``
+``iem_pool_forward``,          SR-IEM's session part between its products, eq. (1)-(6)
+``iem_pool_backward``          and the last item, one kernel per direction (twins: the
+                               layers composed); ``SRIEM`` with importance "iem"
+``item_pass_forward``          pass 1 of a training step's item-sized work: loss and
+                               ``dz_h`` by item blocks, online softmax; ``SRIEM``
+``ItemGradient.adam_step``     pass 2: ``dE`` block by block and Adam on those rows of
+                               ``E`` (twin: ``ItemGradient.dense`` + ``adam_step_numpy``)
+``lookup_rows``                the lookup's gradient summed per distinct item (twin:
+                               ``embedding_scatter_add_numpy``)
 
 Each public kernel is a small Python function that checks its inputs (Numba
 does not check indices: a bad index would read or write the wrong memory) and
 calls the compiled loop, ``_name_loop``. Loops that are independent per row run
 in parallel (``numba.prange``) on ``numba.get_num_threads()`` threads, by
-default one per core. ``cache=True`` stores the compiled code beside this file,
-so only the first run pays the compile time.
+default one per core. The item passes instead give each thread one range of
+items (:func:`item_blocks`): Python threads that call BLAS on the calling
+thread (:func:`blas_single_thread`) and serial kernels compiled with
+``nogil=True``, so the threads meet twice per step rather than inside every
+product. ``cache=True`` stores the compiled code beside this file, so only
+the first run pays the compile time.
 
 Shape letters as in :mod:`minisriem.layers`: ``B`` batch, ``n`` items,
 ``d`` embedding size, ``L`` session length.
@@ -396,7 +410,10 @@ def _adam_step_loop(
         )
 
 
-@njit(cache=True)
+# Numba's cache keys a compiled function by its name and source, not by its
+# flags, so the serial loop is a function of its own. It releases the GIL:
+# ItemGradient.adam_step runs it on item blocks from several threads.
+@njit(nogil=True, cache=True)
 def _adam_step_loop_serial(
     w, g, m, v, step_size, inv_bc2, beta1, one_m_beta1, beta2, one_m_beta2, eps, l2
 ):
@@ -471,11 +488,23 @@ def blas_single_thread():
     """Context manager: BLAS runs every call on the calling thread, inside.
 
     Used around a training or evaluation step, whose large products
-    :func:`matmul_items` spreads over threads itself. Without the optional
-    package ``threadpoolctl`` this changes nothing.
+    :func:`matmul_items` and the item passes spread over threads themselves.
+    It uses the optional package ``threadpoolctl`` when installed, else
+    NumPy's bundled OpenBLAS directly; with any other BLAS it changes nothing
+    (see :func:`blas_can_be_limited`).
     """
     blas = _blas()
-    return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()
+    if blas is not None:
+        return blas.limit(limits=1)
+    if blas_can_be_limited():
+        return _OpenBLASOneThread()
+    return contextlib.nullcontext()
+
+
+def item_parts():
+    """Threads for the item-sized work: Numba's thread count, or 1 when BLAS cannot be
+    kept on the calling thread (then each BLAS call uses BLAS's own threads)."""
+    return numba.get_num_threads() if blas_can_be_limited() else 1
 
 
 def matmul_items(a, b, out, split, parts=None):
@@ -510,7 +539,7 @@ def matmul_items(a, b, out, split, parts=None):
     out
     """
     if parts is None:
-        parts = numba.get_num_threads() if _blas() is not None else 1
+        parts = item_parts()
     if parts == 1:
         return np.matmul(a, b, out=out)
     n = a.shape[1] if split == "inner" else (b.shape[1] if split == "b_rows" else out.shape[0])
@@ -525,11 +554,727 @@ def matmul_items(a, b, out, split, parts=None):
         jobs = [(a[:, s], b[s], partial[i]) for i, s in enumerate(items)]
     else:
         raise ValueError(f"split must be 'b_rows', 'inner' or 'out_rows', not {split!r}")
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     # NumPy releases the GIL inside matmul, so the slices run at the same time
-    list(_POOL.map(lambda job: np.matmul(job[0], job[1], out=job[2]), jobs))
+    list(_pool().map(lambda job: np.matmul(job[0], job[1], out=job[2]), jobs))
     if split == "inner":
         np.sum(partial, axis=0, out=out)
     return out
+
+
+# --------------------------------------------------------------------------
+# the session part of SR-IEM, eq. (1)-(7) without its products: one kernel per direction
+# --------------------------------------------------------------------------
+# SR-IEM's session part is a chain of small per-session steps (sigmoids,
+# B x L x L affinities, masked sums, a softmax over L, the pooling), each a
+# handful of NumPy calls on small arrays. Its products with weights
+# (``E_s [Wq | Wk]``, the fusion ``W0`` and their backward) stay BLAS calls in
+# the model; everything between them is one kernel per direction, looping
+# over the sessions. The kernels see only real positions: the
+# rows of the N = sum_b t_b items of the batch, session after session (the
+# order of ``item_seq[valid_mask(...)]``), so no product is spent on padding.
+IEM_VARIANTS = {
+    # variant: (sigmoid on Q and K, inner scale of eq. 3 is 1/sqrt(d),
+    #           outer scale is 1/sqrt(d), divide eq. 4 by t - 1)
+    "paper": (True, False, True, False),
+    "official": (False, True, False, True),
+}
+
+
+def _iem_scales(variant, d):
+    if variant not in IEM_VARIANTS:
+        raise ValueError(f"variant must be one of {tuple(IEM_VARIANTS)}, not {variant!r}")
+    sigmoid_qk, inner_scaled, outer_scaled, t_minus_1 = IEM_VARIANTS[variant]
+    root = 1.0 / np.sqrt(d)
+    return sigmoid_qk, (root if inner_scaled else 1.0), (root if outer_scaled else 1.0), t_minus_1
+
+
+def pad_positions(rows, item_seq_len, L):
+    """Rows of the N real positions (N, k), session after session, as (B, L, k), 0 at padding."""
+    valid = np.arange(L)[None, :] < np.asarray(item_seq_len)[:, None]
+    out = np.zeros((len(valid), L, rows.shape[1]), dtype=rows.dtype)
+    out[valid] = rows
+    return out
+
+
+def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant, L):
+    """SR-IEM from the query/key projections to ``[z_l ; z_s]``, the layers composed.
+
+    With ``qk_lin = E_s [Wq | Wk]`` (each real position's projections,
+    queries in the first ``l`` columns, keys in the last ``l``)::
+
+        Q, K = sigmoid(qk_lin) (paper) or qk_lin (official)      eq. (1), (2)
+        C = affinity(Q, K)                                       eq. (3)
+        alpha = masked average of C, beta = masked softmax      eq. (4), (5)
+        z_l = sum_i beta_i e_i, z_s = e_t                        eq. (6), input of (7)
+
+    Parameters
+    ----------
+    qk_lin : float array of shape (N, 2l), the N = sum(item_seq_len) real
+        positions, session after session
+    emb : float array of shape (N, d), their embeddings
+    item_seq_len : int array of shape (B,), each in 1..L
+    variant : {"paper", "official"}
+    L : int, the padded length
+
+    Returns
+    -------
+    zcat : array of shape (B, 2d), ``[z_l ; z_s]``
+    cache : dict; ``cache["beta"]`` (B, L) is eq. (5)'s importance
+    """
+    from minisriem import layers  # the twin is the layers themselves
+
+    sigmoid_qk, inner, outer, t_minus_1 = _iem_scales(variant, emb.shape[1])
+    l = qk_lin.shape[1] // 2
+    qk_pad = pad_positions(qk_lin, item_seq_len, L)  # B,L,2l
+    emb_pad = pad_positions(emb, item_seq_len, L)  # B,L,d
+    Q, K = qk_pad[:, :, :l], qk_pad[:, :, l:]
+    q_cache = k_cache = None
+    if sigmoid_qk:
+        Q, q_cache = layers.sigmoid_forward(Q)
+        K, k_cache = layers.sigmoid_forward(K)
+    C, aff_cache = layers.affinity_forward(Q, K, inner, outer)
+    alpha, avg_cache = layers.masked_average_forward(C, item_seq_len, "t-1" if t_minus_1 else "t")
+    beta, sm_cache = layers.masked_softmax_forward(alpha, item_seq_len)
+    z_l, pool_cache = layers.weighted_pool_forward(beta, emb_pad)
+    z_s, last_cache = layers.last_item_forward(emb_pad, item_seq_len)
+    caches = (q_cache, k_cache, aff_cache, avg_cache, sm_cache, pool_cache, last_cache)
+    cache = {"beta": beta, "layers": caches, "item_seq_len": item_seq_len}
+    return np.concatenate([z_l, z_s], axis=1), cache
+
+
+def iem_pool_backward_numpy(dzcat, cache):
+    """Backward pass of :func:`iem_pool_forward_numpy`, the layers' backward composed.
+
+    Parameters
+    ----------
+    dzcat : float array of shape (B, 2d)
+    cache : from :func:`iem_pool_forward_numpy`
+
+    Returns
+    -------
+    dqk_lin : array of shape (N, 2l)
+    demb : array of shape (N, d), the pooling's and the last item's part
+        (the part through ``qk_lin`` is the caller's product ``dqk_lin [Wq | Wk]^T``)
+    """
+    from minisriem import layers
+
+    q_cache, k_cache, aff_cache, avg_cache, sm_cache, pool_cache, last_cache = cache["layers"]
+    d = dzcat.shape[1] // 2
+    dbeta, demb = layers.weighted_pool_backward(dzcat[:, :d], pool_cache)
+    demb = demb + layers.last_item_backward(dzcat[:, d:], last_cache)
+    dalpha = layers.masked_softmax_backward(dbeta, sm_cache)
+    dC = layers.masked_average_backward(dalpha, avg_cache)
+    dQ, dK = layers.affinity_backward(dC, aff_cache)
+    if q_cache is not None:
+        dQ = layers.sigmoid_backward(dQ, q_cache)
+        dK = layers.sigmoid_backward(dK, k_cache)
+    valid = layers.valid_mask(cache["item_seq_len"], demb.shape[1])
+    return np.concatenate([dQ, dK], axis=2)[valid], demb[valid]
+
+
+def iem_pool_forward(qk_lin, emb, item_seq_len, variant, L):
+    """Numba kernel of :func:`iem_pool_forward_numpy` (same arguments and results).
+
+    One session per iteration, on the calling thread: the whole batch is
+    about a millisecond of work, less than waking a second thread costs on
+    a machine shared with other jobs. The cache holds
+    ``Q, K`` (N, l), the sigmoids ``P`` (B, L, L) of eq. (3) and ``beta``
+    (B, L), 0 at padding.
+    """
+    N, d = emb.shape
+    lens = np.ascontiguousarray(item_seq_len, dtype=np.int64)
+    B = lens.shape[0]
+    if lens.ndim != 1 or (B and (lens.min() < 1 or lens.max() > L)) or lens.sum() != N:
+        raise ValueError(f"item_seq_len must be (B,) with values in 1..{L} summing to {N}")
+    if qk_lin.ndim != 2 or qk_lin.shape[0] != N or qk_lin.shape[1] % 2:
+        raise ValueError(f"qk_lin must be ({N}, 2l), got {qk_lin.shape}")
+    sigmoid_qk, inner, outer, t_minus_1 = _iem_scales(variant, d)
+    dtype = emb.dtype
+    l = qk_lin.shape[1] // 2
+    qk_lin = np.ascontiguousarray(qk_lin, dtype=dtype)
+    emb = np.ascontiguousarray(emb)
+    starts = np.cumsum(lens) - lens
+    QK = np.empty((N, 2 * l), dtype=dtype)
+    P = np.zeros((B, L, L), dtype=dtype)
+    beta = np.zeros((B, L), dtype=dtype)
+    zcat = np.empty((B, 2 * d), dtype=dtype)
+    s = dtype.type
+    scales = (sigmoid_qk, s(inner), s(outer), t_minus_1)
+    _iem_forward_loop(qk_lin, emb, lens, starts, *scales, QK, P, beta, zcat)
+    cache = {"beta": beta, "QK": QK, "P": P, "emb": emb, "lens": lens, "starts": starts}
+    cache["scales"] = scales
+    return zcat, cache
+
+
+def iem_pool_backward(dzcat, cache):
+    """Numba kernel of :func:`iem_pool_backward_numpy` (same arguments and results)."""
+    emb, QK = cache["emb"], cache["QK"]
+    N, d = emb.shape
+    B = cache["lens"].shape[0]
+    dzcat = np.ascontiguousarray(dzcat, dtype=emb.dtype)
+    if dzcat.shape != (B, 2 * d):
+        raise ValueError(f"dzcat must be ({B}, {2 * d}), got {dzcat.shape}")
+    dqk_lin = np.empty_like(QK)
+    demb = np.empty_like(emb)
+    _iem_backward_loop(
+        dzcat,
+        emb,
+        cache["lens"],
+        cache["starts"],
+        QK,
+        cache["P"],
+        cache["beta"],
+        *cache["scales"],
+        dqk_lin,
+        demb,
+    )
+    return dqk_lin, demb
+
+
+@njit(cache=True)
+def _sigmoid(x):
+    """``1 / (1 + exp(-x))`` as :func:`minisriem.layers.sigmoid_forward` computes it
+    (``exp(-|x|)``, never overflowing), with :func:`exp_nonpositive`."""
+    one = x * 0 + 1  # 1 in x's type, so float32 stays float32
+    e = exp_nonpositive(-abs(x))
+    return one / (one + e) if x >= 0 else e / (one + e)
+
+
+@njit(nogil=True, cache=True)
+def _iem_forward_loop(
+    qk_lin, emb, lens, starts, sigmoid_qk, inner, outer, t_minus_1, QK, P, beta, zcat
+):
+    N, d = emb.shape
+    l = QK.shape[1] // 2
+    for b in range(lens.shape[0]):
+        t, r0 = lens[b], starts[b]
+        for i in range(r0, r0 + t):  # eq. (1), (2)
+            for c in range(2 * l):
+                x = qk_lin[i, c]
+                QK[i, c] = _sigmoid(x) if sigmoid_qk else x
+        denom = max(t - 1, 1) if t_minus_1 else t
+        inv = outer / denom  # C = outer * P, summed, divided by denom
+        for i in range(t):  # eq. (3), (4): beta[b, i] holds alpha_i for now
+            total = 0.0
+            for j in range(t):
+                dot = QK[r0, 0] * 0
+                for c in range(l):
+                    dot += QK[r0 + i, c] * QK[r0 + j, l + c]
+                p = _sigmoid(inner * dot)
+                P[b, i, j] = p
+                if j != i:
+                    total += p
+            beta[b, i] = total * inv
+        top = beta[b, 0]  # eq. (5), a softmax over the t real positions
+        for i in range(1, t):
+            top = max(top, beta[b, i])
+        total = 0.0
+        for i in range(t):
+            beta[b, i] = np.exp(beta[b, i] - top)
+            total += beta[b, i]
+        for i in range(t):
+            beta[b, i] /= total
+        for c in range(d):  # eq. (6) and the last item
+            z = emb[r0, c] * 0
+            for i in range(t):
+                z += beta[b, i] * emb[r0 + i, c]
+            zcat[b, c] = z
+            zcat[b, d + c] = emb[r0 + t - 1, c]
+
+
+@njit(nogil=True, cache=True)
+def _iem_backward_loop(
+    dzcat, emb, lens, starts, QK, P, beta, sigmoid_qk, inner, outer, t_minus_1, dqk_lin, demb
+):
+    N, d = emb.shape
+    l = QK.shape[1] // 2
+    L = beta.shape[1]
+    for b in range(lens.shape[0]):
+        t, r0 = lens[b], starts[b]
+        dqk_lin[r0 : r0 + t] = 0
+        dbeta = np.empty(L, dtype=np.float64)
+        weighted = 0.0  # sum_j beta_j dbeta_j
+        for i in range(t):  # eq. (6): dbeta_i = dz_l . e_i, de_i = beta_i dz_l
+            acc = emb[r0, 0] * 0
+            for c in range(d):
+                acc += dzcat[b, c] * emb[r0 + i, c]
+                demb[r0 + i, c] = beta[b, i] * dzcat[b, c]
+            dbeta[i] = acc
+            weighted += beta[b, i] * acc
+        for c in range(d):  # z_s = e_t
+            demb[r0 + t - 1, c] += dzcat[b, d + c]
+        denom = max(t - 1, 1) if t_minus_1 else t
+        scale = outer * inner / denom
+        for i in range(t):
+            dalpha = beta[b, i] * (dbeta[i] - weighted)  # eq. (5)
+            for j in range(t):
+                if j == i:
+                    continue
+                p = P[b, i, j]
+                ds = QK.dtype.type(scale * dalpha * p * (1 - p))  # eq. (4), (3): dS_ij
+                for c in range(l):
+                    dqk_lin[r0 + i, c] += ds * QK[r0 + j, l + c]
+                    dqk_lin[r0 + j, l + c] += ds * QK[r0 + i, c]
+        if sigmoid_qk:  # eq. (1), (2)
+            for i in range(r0, r0 + t):
+                for c in range(2 * l):
+                    q = QK[i, c]
+                    dqk_lin[i, c] *= q * (1 - q)
+
+
+# --------------------------------------------------------------------------
+# BLAS on the calling thread
+# --------------------------------------------------------------------------
+def _openblas_thread_setter():
+    """``(get, set)`` of NumPy's bundled OpenBLAS thread count, or None.
+
+    Used when ``threadpoolctl`` is not installed; it does the same thing for
+    the one library NumPy's wheels ship: find the loaded OpenBLAS and call
+    its ``openblas_set_num_threads``.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    return get, put
+    return None
+
+
+_OPENBLAS = None  # (get, set), found on first use; False when there is none
+
+
+class _OpenBLASOneThread:
+    def __enter__(self):
+        get, put = _OPENBLAS
+        self.before = get()
+        if self.before != 1:
+            put(1)
+
+    def __exit__(self, *exc):
+        if self.before != 1:
+            _OPENBLAS[1](self.before)
+
+
+def blas_can_be_limited():
+    """True when :func:`blas_single_thread` really keeps BLAS on the calling thread."""
+    global _OPENBLAS
+    if _blas() is not None:
+        return True
+    if _OPENBLAS is None:
+        np.ones((2, 2)) @ np.ones((2, 2))  # make sure BLAS is loaded
+        _OPENBLAS = _openblas_thread_setter() or False
+    return bool(_OPENBLAS)
+
+
+# --------------------------------------------------------------------------
+# the item-sized work of a training step, eq. (8)-(10), in two passes over item blocks
+# --------------------------------------------------------------------------
+ITEM_BLOCK = 1024
+"""Items per block of :func:`item_pass_forward` and :meth:`ItemGradient.adam_step`.
+
+A block's scores for a batch of 128 (0.5 MB) and its rows of ``E`` (0.8 MB
+at d = 200) stay in a core's 2 MB cache between the steps that use them.
+Measured (CPU time of both passes, DIGINETICA's shape, one thread): 256
+items 93 ms, 512 88-91, 1024 85-89, 2048 88-105, 4096 98; see
+``benchmarks/bench_train.py --block``."""
+
+
+def item_blocks(n, parts, block=ITEM_BLOCK):
+    """The item blocks of the two passes: ``parts`` lists of ``(lo, hi)`` column ranges.
+
+    The ``n`` items are cut into ``parts`` contiguous ranges of nearly equal
+    size, one per thread, and each range into blocks of at most ``block``.
+    """
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        cuts = list(range(int(lo), int(hi), block)) + [int(hi)]
+        out.append([(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a])
+    return out
+
+
+def block_view(flat, B, lo, hi):
+    """Block ``(lo, hi)`` of a score buffer stored block after block: a (B, hi - lo) view.
+
+    The buffer holds ``B * n`` floats; the block of columns ``lo..hi-1``
+    occupies ``flat[B * lo : B * hi]``, row after row, so each block is
+    contiguous (the layout of :func:`item_pass_forward`'s ``P``).
+    """
+    return flat[B * lo : B * hi].reshape(B, hi - lo)
+
+
+def item_pass_forward_numpy(z_h, E_items, target_idx):
+    """Loss, ``dz_h`` and the softmax of eq. (8)-(10), as whole-array NumPy.
+
+    ``S = z_h E_items^T``; ``loss = mean_b [logsumexp(S[b]) - S[b, target_idx[b]]]``;
+    ``dS = (softmax(S) - onehot) / B``; ``dz_h = dS E_items``.
+
+    Parameters
+    ----------
+    z_h : float array of shape (B, d)
+    E_items : float array of shape (n, d), ``E[1:]``
+    target_idx : int array of shape (B,), columns 0..n-1
+
+    Returns
+    -------
+    loss : float
+    dz_h : array of shape (B, d)
+    dS : array of shape (B, n), ``dloss / dS``
+    """
+    S = z_h @ E_items.T
+    dS = S.copy()
+    loss = softmax_xent_inplace_numpy(dS, target_idx)
+    return loss, dS @ E_items, dS
+
+
+def item_pass_forward(z_h, E_items, target_idx, P, parts=1, block=ITEM_BLOCK):
+    """Pass 1 of the item-sized work: the loss and ``dz_h`` of :func:`item_pass_forward_numpy`.
+
+    Each thread takes one range of items and walks its blocks: the block's
+    scores ``S = z_h E_blk^T`` (one BLAS call), then per row a running
+    maximum ``m`` and sum of ``exp(S - m)`` (online softmax), and
+    ``acc = acc * exp(m_old - m) + exp(S - m) E_blk`` (a second BLAS call
+    while ``E_blk`` is in cache). The block's ``exp(S - m)`` is kept in ``P``
+    with the ``m`` it was taken against; :class:`ItemGradient` turns it into
+    ``dS`` block by block later. The threads' partial results are merged at
+    the end. No (B, n) array other than ``P`` is written, and ``E`` is read once.
+
+    Parameters
+    ----------
+    z_h : float array of shape (B, d), C-contiguous
+    E_items : float array of shape (n, d), C-contiguous (``E[1:]``)
+    target_idx : int array of shape (B,)
+    P : float array of ``B * n`` entries, written (see :func:`block_view`)
+    parts : int, threads; call inside :func:`blas_single_thread` when above 1
+    block : int, items per block
+
+    Returns
+    -------
+    loss : float
+    dz_h : array of shape (B, d)
+    row_scale : list of float arrays, one (B,) per block in :func:`item_blocks`
+        order: ``dS_blk = P_blk * row_scale[k][:, None] - onehot / B``
+    """
+    B, d = z_h.shape
+    n = E_items.shape[0]
+    target_idx = np.ascontiguousarray(target_idx, dtype=np.int64)
+    if target_idx.shape != (B,) or (B and (target_idx.min() < 0 or target_idx.max() >= n)):
+        raise ValueError(f"target_idx must be ({B},) with columns 0..{n - 1}")
+    if P.size != B * n or P.dtype != z_h.dtype or not P.flags.c_contiguous:
+        raise ValueError(f"P must be a C-contiguous {z_h.dtype} buffer of {B * n} entries")
+    if not (z_h.flags.c_contiguous and E_items.flags.c_contiguous):
+        raise ValueError("z_h and E_items must be C-contiguous")
+    P = P.reshape(-1)
+    ranges = item_blocks(n, parts, block)
+
+    def walk(blocks):
+        m = np.full(B, -np.inf, dtype=np.float64)  # running row maximum
+        total = np.zeros(B, dtype=np.float64)  # running sum of exp(S - m)
+        acc = np.zeros((B, d), dtype=z_h.dtype)  # running sum of exp(S - m) E_j
+        target_score = np.full(B, np.nan, dtype=np.float64)  # set by the target's block
+        rescale = np.empty(B, dtype=z_h.dtype)
+        tmp = np.empty((B, d), dtype=z_h.dtype)
+        block_max = []
+        for lo, hi in blocks:
+            S = block_view(P, B, lo, hi)
+            E_blk = E_items[lo:hi]
+            np.matmul(z_h, E_blk.T, out=S)
+            bm = np.empty(B, dtype=np.float64)
+            _softmax_block_forward(S, lo, target_idx, m, total, rescale, bm, target_score)
+            np.matmul(S, E_blk, out=tmp)
+            _rescale_add(acc, rescale, tmp)
+            block_max.append(bm)
+        return m, total, acc, target_score, block_max
+
+    if parts == 1:
+        results = [walk(ranges[0])]
+    else:
+        results = list(_pool().map(walk, ranges))
+    # merge the threads: every partial sum is rescaled to the overall maximum
+    M = np.max([r[0] for r in results], axis=0)  # B
+    total = np.zeros(B, dtype=np.float64)
+    acc = np.zeros((B, d), dtype=np.float64)
+    target_score = np.zeros(B, dtype=np.float64)
+    for m, t, a, ts, _ in results:
+        w = np.exp(m - M)
+        total += t * w
+        acc += a * w[:, None]
+        found = ~np.isnan(ts)
+        target_score[found] = ts[found]
+    lse = M + np.log(total)
+    loss = float(np.mean(lse - target_score))
+    dz_h = (acc / total[:, None] - E_items[target_idx]) / B
+    row_scale = []
+    for _, _, _, _, maxima in results:
+        for bm in maxima:
+            row_scale.append((np.exp(bm - M) / (B * total)).astype(z_h.dtype))
+    return loss, dz_h.astype(z_h.dtype), row_scale
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    return _POOL
+
+
+@njit(nogil=True, cache=True)
+def _softmax_block_forward(S, lo, target_idx, m, total, rescale, block_max, target_score):
+    """One block of the online softmax, in place: ``S <- exp(S - m_new)`` per row.
+
+    ``m`` and ``total`` (B,) are the running maximum and sum, updated;
+    ``rescale[b] = exp(m_old - m_new)`` is the factor for earlier partial
+    sums; ``block_max[b] = m_new``; ``target_score[b]`` is set when the row's
+    target column falls in this block (columns ``lo..``).
+    """
+    B, nb = S.shape
+    for b in range(B):
+        row = S[b]
+        t = target_idx[b] - lo
+        if 0 <= t < nb:
+            target_score[b] = row[t]
+        new = max(m[b], np.float64(_row_max(row)))
+        for j in range(nb):
+            row[j] = exp_nonpositive(row[j] - row.dtype.type(new))
+        scale = np.exp(m[b] - new) if m[b] > -np.inf else 0.0
+        total[b] = total[b] * scale + _sum_float64(row)
+        rescale[b] = scale
+        m[b] = new
+        block_max[b] = new
+
+
+@njit(nogil=True, cache=True)
+def _row_max(row):
+    """The largest entry of ``row`` (NaN entries are skipped, as by ``x > top``).
+
+    Sixteen running maxima, one per lane, so that the compiler can use
+    vector instructions: a single running maximum is a chain of dependent
+    comparisons, four times slower here.
+    """
+    lanes = np.empty(16, dtype=row.dtype)
+    lanes[:] = row[0]
+    n = row.shape[0]
+    j = 0
+    while j + 16 <= n:
+        for u in range(16):
+            x = row[j + u]
+            lanes[u] = x if x > lanes[u] else lanes[u]
+        j += 16
+    top = row[0]
+    for u in range(16):
+        if lanes[u] > top:
+            top = lanes[u]
+    for i in range(j, n):
+        if row[i] > top:
+            top = row[i]
+    return top
+
+
+@njit(nogil=True, cache=True)
+def _rescale_add(acc, rescale, tmp):
+    """``acc = acc * rescale[:, None] + tmp``."""
+    for b in range(acc.shape[0]):
+        r = rescale[b]
+        for c in range(acc.shape[1]):
+            acc[b, c] = acc[b, c] * r + tmp[b, c]
+
+
+@njit(nogil=True, cache=True)
+def _softmax_block_grad(P, lo, target_idx, row_scale, inv_B):
+    """``P <- P * row_scale[:, None]``, minus ``inv_B`` at each row's target if in the block."""
+    B, nb = P.shape
+    for b in range(B):
+        s = row_scale[b]
+        for j in range(nb):
+            P[b, j] *= s
+        t = target_idx[b] - lo
+        if 0 <= t < nb:
+            P[b, t] -= inv_B
+
+
+def lookup_rows(item_seq, demb):
+    """The embedding lookup's gradient, one summed row per distinct item.
+
+    Parameters
+    ----------
+    item_seq : int array of any shape, 0 = padding, e.g. (B, L) or the (N,)
+        real positions
+    demb : float array of shape ``(*item_seq.shape, d)``
+
+    Returns
+    -------
+    items : int64 array of shape (U,), the distinct real items, increasing
+    rows : float array of shape (U, d), ``rows[u] = sum of demb[b, i]`` over
+        the positions holding ``items[u]``, added in position order
+    """
+    flat = np.asarray(item_seq, dtype=np.int64).reshape(-1)
+    d = demb.shape[-1]
+    order = np.argsort(flat, kind="stable")
+    order = order[flat[order] != 0]
+    sorted_items = flat[order]
+    first = np.flatnonzero(np.diff(sorted_items, prepend=-1))
+    items = sorted_items[first]
+    rows = np.zeros((len(items), d), dtype=demb.dtype)
+    _sum_rows(
+        rows, demb.reshape(-1, d), order, np.cumsum(np.diff(sorted_items, prepend=-1) != 0) - 1
+    )
+    return items, rows
+
+
+@njit(nogil=True, cache=True)
+def _sum_rows(rows, src, order, group):
+    for k in range(order.shape[0]):
+        u = group[k]
+        for c in range(rows.shape[1]):
+            rows[u, c] += src[order[k], c]
+
+
+class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
+    """``dE`` of one training step, kept factored (backend "numba" of :class:`SRIEM`).
+
+    ``dE[1:] = dS^T z_h`` plus, on the rows of the batch's items, their
+    lookup gradient; ``dE[0] = 0``. ``dS`` is not stored: the workspace holds
+    the block softmax ``P`` of :func:`item_pass_forward` and ``row_scale``
+    turns a block of it into the block's ``dS``. Forming all of ``dE`` would
+    write and re-read an (n+1, d) array (34 MB on DIGINETICA) every step;
+    :meth:`adam_step` instead forms one block of ``dE`` at a time, while it
+    is in cache, and applies Adam to that block's rows of ``E``.
+
+    It reads as the (n+1, d) array where one is needed: ``np.asarray(g)``,
+    ``g.copy()``, ``g[0]``, arithmetic, NumPy functions and array methods
+    (``g.max()``) all see the dense ``dE``, formed on first use. Its ``P`` is in
+    the model's workspace (a :class:`minisriem.workspace.Workspace`), which
+    asks it to :meth:`detach` before the model's next call reuses ``P``.
+    """
+
+    def __init__(self, P, z_h, target_idx, row_scale, items, rows, shape, parts, block):
+        self.P = P  # B * n floats: the block softmax, or dS once is_dS
+        self.is_dS = False
+        self.z_h, self.target_idx, self.row_scale = z_h, target_idx, row_scale
+        self.items, self.rows = items, rows
+        self.shape, self.dtype, self.ndim = tuple(shape), z_h.dtype, 2
+        self.parts, self.block = parts, block
+        self._dense = None
+
+    def detach(self):
+        """Take a private copy of ``P`` (the workspace is about to reuse it)."""
+        self.P = self.P.copy()
+
+    def _blocks(self):
+        return [b for part in item_blocks(self.shape[0] - 1, self.parts, self.block) for b in part]
+
+    def dense(self):
+        """The (n+1, d) array ``dE`` (formed once, then kept)."""
+        if self._dense is None:
+            self._dense = self._form_dense()
+            self._dense.flags.writeable = False  # kept: copies are handed out
+        return self._dense
+
+    def _form_dense(self):
+        B = self.z_h.shape[0]
+        dE = np.zeros(self.shape, dtype=self.dtype)
+        inv_B = self.dtype.type(1.0 / B)
+        for (lo, hi), scale in zip(self._blocks(), self.row_scale, strict=True):
+            dS = block_view(self.P, B, lo, hi)
+            if not self.is_dS:
+                dS = dS * scale[:, None]
+                inside = (self.target_idx >= lo) & (self.target_idx < hi)
+                dS[np.flatnonzero(inside), self.target_idx[inside] - lo] -= inv_B
+            dE[1 + lo : 1 + hi] = dS.T @ self.z_h
+        dE[self.items] += self.rows
+        return dE
+
+    def __array__(self, dtype=None, copy=None):
+        dE = self.dense()
+        return dE.copy() if dtype is None else dE.astype(dtype)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(x.dense() if isinstance(x, ItemGradient) else x for x in inputs)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __getitem__(self, key):
+        return self.dense()[key].copy()
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getattr__(self, name):  # the array's methods and attributes: g.max(), g.T, ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.dense(), name)
+
+    def copy(self):
+        return self.dense().copy()
+
+    def adam_step(self, w, m, v, lr, beta1, beta2, eps, l2, t):
+        """One Adam step (:func:`adam_step_numpy`'s formulas) on ``w = E`` with this ``dE``.
+
+        Pass 2 of the item-sized work: each thread walks its blocks of
+        :func:`item_blocks`, forms the block's ``dS`` in place in ``P``, its
+        ``dE`` rows ``dS^T z_h`` (one BLAS call into a per-thread buffer), adds
+        the lookup rows of the batch's items that fall in the block, and
+        updates those rows of ``w, m, v``. Row 0 (padding) gets ``g = 0``.
+        Afterwards ``P`` holds ``dS`` (``is_dS``), so the gradient stays usable.
+        """
+        P, to_dS = self.P, not self.is_dS
+        self.is_dS = True
+        B, d = self.z_h.shape
+        n = self.shape[0] - 1
+        for name, a in (("w", w), ("m", m), ("v", v)):
+            if not a.flags.c_contiguous or a.shape != self.shape or a.dtype != self.dtype:
+                raise ValueError(f"{name} must be C-contiguous of shape {self.shape}, {self.dtype}")
+        s = self.dtype.type
+        scalars = (
+            s(lr / (1.0 - beta1**t)),
+            s(1.0 / (1.0 - beta2**t)),
+            s(beta1),
+            s(1.0 - beta1),
+            s(beta2),
+            s(1.0 - beta2),
+            s(eps),
+            s(l2),
+        )
+        zero = np.zeros(d, dtype=self.dtype)
+        _adam_step_loop_serial(w[0], zero, m[0], v[0], *scalars)  # padding: no gradient
+        ranges = item_blocks(n, self.parts, self.block)
+        first = np.cumsum([0] + [len(r) for r in ranges])
+        w1, m1, v1 = w[1:], m[1:], v[1:]
+        inv_B = s(1.0 / B)
+
+        def walk(k):
+            G = np.empty((min(self.block, n), d), dtype=self.dtype)
+            for i, (lo, hi) in enumerate(ranges[k]):
+                dS = block_view(P, B, lo, hi)
+                if to_dS:
+                    scale = self.row_scale[first[k] + i]
+                    _softmax_block_grad(dS, lo, self.target_idx, scale, inv_B)
+                g = G[: hi - lo]
+                np.matmul(dS.T, self.z_h, out=g)
+                u0, u1 = np.searchsorted(self.items, [lo + 1, hi + 1])
+                if u1 > u0:
+                    g[self.items[u0:u1] - 1 - lo] += self.rows[u0:u1]
+                _adam_step_loop_serial(
+                    w1[lo:hi].reshape(-1),
+                    g.reshape(-1),
+                    m1[lo:hi].reshape(-1),
+                    v1[lo:hi].reshape(-1),
+                    *scalars,
+                )
+
+        if self.parts == 1:
+            walk(0)
+        else:
+            list(_pool().map(walk, range(self.parts)))

@@ -15,17 +15,28 @@ Two backends compute the same numbers (within float32 rounding):
 
     backend="numpy"   the layers of :mod:`minisriem.layers` composed as written,
                       the reference that a reader follows equation by equation
-    backend="numba"   (default) the same session part, then the scoring and the
-                      loss through the kernels of :mod:`minisriem.kernels`, into
-                      large buffers that later calls reuse
-"""
+    backend="numba"   (default) the same computation through the kernels of
+                      :mod:`minisriem.kernels`: SR-IEM's session part as one
+                      kernel per direction, the item-sized work (scores, loss,
+                      dE and Adam on E) in two passes over item blocks, into
+                      the model's workspace (see "Workspace" below)
 
-import sys
+Workspace. With backend "numba" the model keeps its large per-step arrays in
+``model.workspace`` (a :class:`minisriem.workspace.Workspace`) and reuses
+them from one call to the next: the (B, n) block softmax of a training step
+and the (B, n) scores of ``rank_topk``. ``grads["E"]`` of ``loss_and_grads``
+refers to it: it is a :class:`minisriem.kernels.ItemGradient`, which
+``Adam.step`` applies block by block and which ``np.asarray`` turns into the
+dense (n+1, d) array. A ``grads["E"]`` still held when the next
+``loss_and_grads`` starts takes a private copy first, so it never changes;
+a loop that drops it before the next step copies nothing.
+"""
 
 import numpy as np
 
 from minisriem import kernels, layers
 from minisriem.importance import MODULES, PARAM_SHAPES
+from minisriem.workspace import Workspace
 
 VARIANTS = ("paper", "official")
 BACKENDS = ("numba", "numpy")
@@ -54,11 +65,9 @@ class SRIEM:
     importance : str
         The importance module (see :mod:`minisriem.importance`); "iem" is SR-IEM's.
     backend : {"numba", "numpy"}
-        "numba" (default) runs the scoring, the loss and the embedding gradient
-        through :mod:`minisriem.kernels` and reuses its large buffers (see
-        ``_buffer``); "numpy" composes :mod:`minisriem.layers` as written.
-        With both, an array a call returned is never overwritten by a later
-        call while you hold it.
+        "numba" (default) runs through :mod:`minisriem.kernels` and reuses
+        the arrays of ``workspace`` (see the module's docstring); "numpy"
+        composes :mod:`minisriem.layers` as written and returns fresh arrays.
 
     Attributes
     ----------
@@ -66,6 +75,8 @@ class SRIEM:
         "E" (n+1, d), the importance module's keys ("Wq", "Wk": (d, l), or
         (d, d) for "official"), "W0" (d, 2d), and "b0" (d,) for "official".
         Arrays may be assigned in place; the next call uses them.
+    workspace : Workspace
+        The large arrays that backend "numba" reuses across calls.
     """
 
     def __init__(
@@ -86,7 +97,7 @@ class SRIEM:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.backend = backend
-        self._buffers = {}  # name -> list of flat arrays (backend "numba"), see _buffer
+        self.workspace = Workspace()
         self.n_items, self.d, self.l = int(n_items), int(d), int(l)
         self.variant, self.importance_name = variant, importance
         self.dtype = np.dtype(dtype)
@@ -128,28 +139,6 @@ class SRIEM:
                 raise ValueError(f"targets must be item ids in 1..{self.n_items}")
         return item_seq, item_seq_len, targets
 
-    def _buffer(self, name, shape):
-        """A C-contiguous array of ``shape`` (contents undefined) that no caller holds.
-
-        Allocating the (B, n) scores and the (n+1, d) ``dE`` afresh every step
-        costs a page fault per 4 KB, about as much as the softmax itself. So
-        the model keeps up to two flat arrays per name and reuses one that
-        nothing outside this method refers to: every view of an array, such
-        as a ``grads["E"]`` the caller still holds, adds to its reference
-        count. In a training loop the two arrays alternate; an array you keep
-        is never overwritten.
-        """
-        size = int(np.prod(shape))
-        pool = self._buffers.setdefault(name, [])
-        for flat in pool:
-            # 3 references: the pool's list, the loop variable, getrefcount's argument
-            if sys.getrefcount(flat) == 3 and flat.size >= size and flat.dtype == self.dtype:
-                return flat[:size].reshape(shape)
-        flat = np.empty(size, dtype=self.dtype)
-        if len(pool) < 2:
-            pool.append(flat)
-        return flat[:size].reshape(shape)
-
     # ------------------------------------------------------------------
     def session_forward(self, item_seq, item_seq_len):
         """The session part, eq. (1)-(7): from item ids to ``z_h``.
@@ -182,8 +171,8 @@ class SRIEM:
         grads : dict keyed like ``params``; ``grads["E"]`` holds only the
             embedding-lookup part (the scoring part is added by the caller)
         """
-        demb, grads = self._session_backward_to_emb(dz_h, cache)
-        grads["E"] = layers.embedding_backward(demb, cache["emb"])
+        items, demb, grads = self._session_backward_to_emb(dz_h, cache)
+        grads["E"] = layers.embedding_backward(demb, (items, self.params["E"].shape))
         return grads
 
     def _session_backward_to_emb(self, dz_h, cache):
@@ -191,9 +180,13 @@ class SRIEM:
 
         Returns
         -------
-        demb : array of shape (B, L, d), the gradient of the looked-up embeddings
+        items : int array, the looked-up item ids: ``item_seq`` (B, L), or
+            its N real positions (N,) on the kernel path
+        demb : array of shape ``(*items.shape, d)``, their embeddings' gradient
         grads : dict with every key of ``params`` except "E"
         """
+        if "kernel" in cache:
+            return self._iem_session_backward(dz_h, cache)
         _, backward = MODULES[self.importance_name]
         dz_l, dz_s, dW0, db0 = layers.fusion_backward(dz_h, cache["fusion"])
         demb = layers.last_item_backward(dz_s, cache["last"])  # B,L,d
@@ -202,7 +195,58 @@ class SRIEM:
         grads["W0"] = dW0
         if db0 is not None:
             grads["b0"] = db0
-        return demb, grads
+        return cache["emb"][0], demb, grads
+
+    def _session_forward_fast(self, item_seq, item_seq_len):
+        """:meth:`session_forward` as backend "numba" computes it.
+
+        SR-IEM's importance module goes through its kernels
+        (:meth:`_iem_session_forward`); the cache then holds what their
+        backward needs, not the layers' caches that :meth:`session_forward`
+        returns for a reader to inspect. Other modules use the layers.
+        """
+        if self.importance_name == "iem":
+            return self._iem_session_forward(item_seq, item_seq_len)
+        return self.session_forward(item_seq, item_seq_len)
+
+    def _iem_session_forward(self, item_seq, item_seq_len):
+        """:meth:`session_forward` of SR-IEM with :func:`minisriem.kernels.iem_pool_forward`.
+
+        On the N real positions only (no padding): one product
+        ``E_s [Wq | Wk]`` for their query and key projections, the kernel for
+        eq. (1)-(6) and the last item, and the fusion product of eq. (7).
+        """
+        p = self.params
+        items = item_seq[layers.valid_mask(item_seq_len, item_seq.shape[1])]  # N
+        emb = p["E"][items]  # N,d
+        Wqk = np.concatenate([p["Wq"], p["Wk"]], axis=1)  # d,2l
+        zcat, pool_cache = kernels.iem_pool_forward(
+            emb @ Wqk, emb, item_seq_len, self.variant, item_seq.shape[1]
+        )
+        z_h = zcat @ p["W0"].T  # B,d, eq. (7)
+        if "b0" in p:
+            z_h += p["b0"]
+        cache = {
+            "beta": pool_cache["beta"],
+            "emb": (item_seq, p["E"].shape),  # as layers.embedding_forward's cache
+            "kernel": (items, emb, Wqk, zcat, pool_cache),
+        }
+        return z_h, cache
+
+    def _iem_session_backward(self, dz_h, cache):
+        """:meth:`_session_backward_to_emb` of :meth:`_iem_session_forward`."""
+        items, emb, Wqk, zcat, pool_cache = cache["kernel"]
+        dzcat = dz_h @ self.params["W0"]  # B,2d
+        grads = {"W0": dz_h.T @ zcat}  # d,2d
+        if "b0" in self.params:
+            grads["b0"] = dz_h.sum(axis=0)
+        dqk, demb = kernels.iem_pool_backward(dzcat, pool_cache)  # N,2l / N,d
+        demb += dqk @ Wqk.T
+        dWqk = emb.T @ dqk  # d,2l
+        l = Wqk.shape[1] // 2
+        grads["Wq"] = np.ascontiguousarray(dWqk[:, :l])
+        grads["Wk"] = np.ascontiguousarray(dWqk[:, l:])
+        return items, demb, grads
 
     # ------------------------------------------------------------------
     def loss_and_grads(self, item_seq, item_seq_len, targets):
@@ -229,30 +273,32 @@ class SRIEM:
     def _loss_and_grads_numba(self, item_seq, item_seq_len, targets):
         """:meth:`loss_and_grads` with the kernels, without (B, n) or (n+1, d) temporaries.
 
-        A step is dominated by three (B x d x n) matrix products and by
-        passes over the (B, n) score matrix; the session part, eq. (1)-(7),
-        is small and stays in NumPy. Per step: the scores go into one reused
-        buffer, the softmax cross-entropy turns them into their gradient in
-        place, and ``dE`` is written straight into a second reused buffer.
-        The large products are split by items over threads
-        (:func:`minisriem.kernels.matmul_items`).
+        The item-sized work (three B x d x n products, the softmax over all
+        n items, and Adam's dense update of E) dominates a step. Pass 1
+        (:func:`minisriem.kernels.item_pass_forward`) walks item blocks for
+        the loss and ``dz_h``, leaving a block softmax in the workspace; the
+        session part's backward follows; pass 2 is ``grads["E"]``, an
+        :class:`minisriem.kernels.ItemGradient` that ``Adam.step`` applies
+        block by block. Both passes split the items over threads.
         """
         E = self.params["E"]
-        E_items = E[1:]  # n,d: a view, and E_items.T is a view too (no copies)
         B, n = item_seq.shape[0], self.n_items
+        parts, block = kernels.item_parts(), kernels.ITEM_BLOCK
+        self.workspace.advance()  # a previous grads["E"] still held copies its P out
+        P = self.workspace.get("P", (B * n,), self.dtype)
+        target_idx = np.asarray(targets, dtype=np.int64) - 1
         with kernels.blas_single_thread():
-            z_h, cache = self.session_forward(item_seq, item_seq_len)  # B,d
+            z_h, cache = self._session_forward_fast(item_seq, item_seq_len)  # B,d
             z_h = np.ascontiguousarray(z_h, dtype=self.dtype)
-            dscores = self._buffer("scores", (B, n))
-            kernels.matmul_items(z_h, E_items.T, dscores, split="b_rows")  # scores, eq. (8)
-            loss = kernels.softmax_xent_inplace(dscores, targets - 1)  # eq. (9)-(10): now dL/dS
-            dz_h = kernels.matmul_items(dscores, E_items, np.empty_like(z_h), split="inner")
-            demb, grads = self._session_backward_to_emb(dz_h, cache)  # B,L,d
-            dE = self._buffer("dE", E.shape)  # n+1,d
-            dE[0] = 0
-            kernels.matmul_items(dscores.T, z_h, dE[1:], split="out_rows")  # dS^T z_h
-            kernels.embedding_scatter_add(dE, item_seq, demb)  # the lookup part
-        grads["E"] = dE
+            loss, dz_h, row_scale = kernels.item_pass_forward(
+                z_h, E[1:], target_idx, P, parts, block
+            )
+            looked_up, demb, grads = self._session_backward_to_emb(dz_h, cache)
+        items, rows = kernels.lookup_rows(looked_up, demb)
+        grads["E"] = kernels.ItemGradient(
+            P, z_h, target_idx, row_scale, items, rows, E.shape, parts, block
+        )
+        self.workspace.share(grads["E"])
         return loss, {k: grads[k] for k in self.params}
 
     def scores(self, item_seq, item_seq_len, out=None):
@@ -276,7 +322,7 @@ class SRIEM:
         if out is None:
             out = np.empty((item_seq.shape[0], self.n_items), dtype=self.dtype)
         with kernels.blas_single_thread():
-            z_h, _ = self.session_forward(item_seq, item_seq_len)
+            z_h, _ = self._session_forward_fast(item_seq, item_seq_len)
             z_h = np.ascontiguousarray(z_h, dtype=self.dtype)
             return kernels.matmul_items(z_h, self.params["E"][1:].T, out, split="b_rows")
 
@@ -295,7 +341,7 @@ class SRIEM:
         """
         item_seq, item_seq_len, targets = self._check_batch(item_seq, item_seq_len, targets)
         if self.backend == "numba":
-            buf = self._buffer("eval_scores", (item_seq.shape[0], self.n_items))
+            buf = self.workspace.get("eval_scores", (item_seq.shape[0], self.n_items), self.dtype)
             scores = self.scores(item_seq, item_seq_len, out=buf)
             rank, topk = kernels.rank_topk(scores, targets - 1, k)
         else:

@@ -52,12 +52,24 @@ class Adam:
         self.v = {k: np.zeros_like(w) for k, w in params.items()}
 
     def step(self, params, grads):
-        """Update every array in ``params`` in place from ``grads`` (same keys)."""
+        """Update every array in ``params`` in place from ``grads`` (same keys).
+
+        A gradient may be a :class:`minisriem.kernels.ItemGradient` (``grads["E"]``
+        of the model's "numba" backend): with backend "numba" it updates its
+        array block by block itself, with "numpy" it is made dense first.
+        """
         self.t += 1
         update = kernels.adam_step if self.backend == "numba" else kernels.adam_step_numpy
         for k, w in params.items():
-            m, v = self.m[k], self.v[k]
-            update(w, grads[k], m, v, self.lr, self.beta1, self.beta2, self.eps, self.l2, self.t)
+            m, v, g = self.m[k], self.v[k], grads[k]
+            args = (self.lr, self.beta1, self.beta2, self.eps, self.l2, self.t)
+            if isinstance(g, kernels.ItemGradient):
+                if self.backend == "numba":
+                    with kernels.blas_single_thread():
+                        g.adam_step(w, m, v, *args)
+                    continue
+                g = g.dense()
+            update(w, g, m, v, *args)
 
     def state_dict(self):
         """The optimiser's state as a flat dict of arrays (for ``np.savez``)."""
