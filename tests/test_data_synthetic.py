@@ -1,7 +1,5 @@
 """The synthetic dataset: deterministic, planted structure, noise mask."""
 
-import time
-
 import numpy as np
 
 from data_tools import load_dataset
@@ -18,10 +16,9 @@ def test_same_seed_same_arrays_other_seed_other_arrays():
     assert not np.array_equal(a.train.items[:500], c.train.items[:500])
 
 
-def test_default_size_and_speed():
-    start = time.perf_counter()
+def test_default_size():
+    # its generation time is a benchmark's business (benchmarks/bench_startup.py), not a test's
     ds = load_dataset("synthetic")
-    assert time.perf_counter() - start < 2.0
     assert 20_000 <= ds.stats["train_examples"] <= 40_000
     assert 500 <= ds.n_items <= 2000 and ds.item_ids[5] == 5
     assert ds.train.session.max() < len(ds.sessions_offsets) - 1
