@@ -17,7 +17,7 @@ def test_same_seed_same_arrays_other_seed_other_arrays():
 
 
 def test_default_size():
-    # its generation time is a benchmark's business (benchmarks/bench_startup.py), not a test's
+    # how long generating takes is for a benchmark to measure, not a test
     ds = load_dataset("synthetic")
     assert 20_000 <= ds.stats["train_examples"] <= 40_000
     assert 500 <= ds.n_items <= 2000 and ds.item_ids[5] == 5
