@@ -215,8 +215,12 @@ def test_sat_beta_is_a_distribution(rng, batch):
 # the modules inside the model
 # --------------------------------------------------------------------------
 def copy_grads(grads):
-    """The numba backend reuses its dE buffer across calls: keep a copy."""
-    return {key: g.copy() for key, g in grads.items()}
+    """Plain arrays of the gradients (``grads["E"]`` is an ItemGradient on the numba backend).
+
+    A gradient that is held never changes (see ``minisriem/model.py``); the copy only
+    makes every entry an ordinary ndarray for the comparisons below.
+    """
+    return {key: np.array(g) for key, g in grads.items()}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
