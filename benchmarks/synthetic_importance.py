@@ -56,7 +56,7 @@ def noise_weights(model, split, L=10):
     cols = np.arange(L)
     real = cols[None, :] < kept[:, None]
     noise = real & split.noise[np.where(real, first[:, None] + cols[None, :], 0)]
-    beta = model.importance(seq, lens)
+    beta = model.item_weights(seq, lens)
     both = (noise.sum(axis=1) > 0) & ((real & ~noise).sum(axis=1) > 0)
     tb = beta * lens[:, None]
     rows = both[:, None]

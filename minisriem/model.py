@@ -349,12 +349,20 @@ class SRIEM:
             rank, topk = kernels.rank_topk_numpy(scores, targets - 1, k)
         return rank, topk + 1
 
-    def importance(self, item_seq, item_seq_len):
-        """The weight ``beta`` (eq. 5) each item of each session receives.
+    def item_weights(self, item_seq, item_seq_len):
+        """The weight each item of each session receives from the importance module.
+
+        What the weight is depends on the module (``importance`` of the model):
+
+        - "iem" (SR-IEM): ``beta`` of eq. (5), a softmax over the real positions
+          (positive, sums to 1);
+        - "stamp" (SR-STAMP): STAMP's raw attention ``a_i`` (any sign, not normalised);
+        - "sat" (SR-SAT): the average attention each position receives from the
+          session's queries (positive, sums to 1).
 
         Returns
         -------
-        beta : array of shape (B, L), 0 at padded positions
+        weights : array of shape (B, L), 0 at padded positions
         """
         item_seq, item_seq_len, _ = self._check_batch(item_seq, item_seq_len)
         _, cache = self.session_forward(item_seq, item_seq_len)

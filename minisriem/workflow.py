@@ -634,7 +634,7 @@ def recommend_sessions(model, sessions, k=20, batch_size=256, warn=True):
         for b, (ids, _) in enumerate(chunk):
             item_seq[b, : len(ids)] = ids
         scores = saved.model.scores(item_seq, item_seq_len)  # B,n
-        beta = saved.model.importance(item_seq, item_seq_len)  # B,L
+        beta = saved.model.item_weights(item_seq, item_seq_len)  # B,L
         _, top = rank_topk(scores, np.zeros(len(chunk), dtype=np.int64), k)  # B,k
         for b, (ids, unknown) in enumerate(chunk):
             results.append(

@@ -260,7 +260,7 @@ def test_model_float32_and_learning(name):
     rng = np.random.default_rng(0)
     item_seq, item_seq_len, targets = random_session_batch(rng, 40, 6, 30)
     model = SRIEM(30, d=16, l=8, seed=0, importance=name)
-    assert model.importance(item_seq, item_seq_len).shape == (40, 6)
+    assert model.item_weights(item_seq, item_seq_len).shape == (40, 6)
     opt = Adam(model.params, lr=0.05)
     first, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
     assert all(g.dtype == np.float32 for g in grads.values())

@@ -94,7 +94,7 @@ def test_length_one_sessions(variant):
     model = make_model(variant, scale=2.0)
     item_seq = np.array([[4, 0, 0, 0], [9, 0, 0, 0], [2, 3, 0, 0]])
     item_seq_len = np.array([1, 1, 2])
-    beta = model.importance(item_seq, item_seq_len)
+    beta = model.item_weights(item_seq, item_seq_len)
     np.testing.assert_array_equal(beta[:2], [[1, 0, 0, 0], [1, 0, 0, 0]])
     emb = model.params["E"][item_seq]
     z_l, cache = iem_forward(emb, item_seq_len, model.params, variant)
@@ -109,7 +109,7 @@ def test_paper_importance_is_nearly_uniform():
     for w in model.params.values():
         w *= 10  # whatever the weights
     item_seq, item_seq_len, _ = random_session_batch(rng, 64, 10, 200)
-    beta = model.importance(item_seq, item_seq_len)
+    beta = model.item_weights(item_seq, item_seq_len)
     for b, t in enumerate(item_seq_len):
         assert beta[b, :t].max() / beta[b, :t].min() < np.exp(0.5 / np.sqrt(200)) + 1e-6
 

@@ -50,7 +50,7 @@ def test_top_k_in_raw_ids_matches_the_model(saved):
     assert rec.items == [int(RAW[j + 1]) for j in best]
     np.testing.assert_allclose(rec.scores, scores[best], rtol=1e-6)
     assert rec.session == [510, 600, 520] and rec.unknown == []
-    beta = saved.model.importance(ids[None, :], np.array([3]))[0, :3]
+    beta = saved.model.item_weights(ids[None, :], np.array([3]))[0, :3]
     np.testing.assert_allclose(rec.importance, beta, rtol=1e-6)
     assert sum(rec.importance) == pytest.approx(1, abs=1e-5)
 

@@ -25,7 +25,7 @@ def noise_and_clean_weight(model, split, L=10):
     where = np.where(real, (split.offsets[1:] - kept)[:, None] + cols[None, :], 0)
     noise = real & split.noise[where]
     both = noise.any(axis=1) & (real & ~noise).any(axis=1)
-    tb = model.importance(seq, lens) * lens[:, None]
+    tb = model.item_weights(seq, lens) * lens[:, None]
     return float(tb[both[:, None] & noise].mean()), float(tb[both[:, None] & real & ~noise].mean())
 
 
@@ -53,7 +53,7 @@ def test_paper_weights_stay_within_their_bound(trained):
     """eq. (3)-(5) as printed: beta_i / beta_j <= exp((t-1)/t * 0.5 / sqrt(d)) (step 5)."""
     ds, models = trained
     seq, lens, _ = ds.test.padded(10)
-    beta = models["paper"].importance(seq, lens).astype(np.float64)
+    beta = models["paper"].item_weights(seq, lens).astype(np.float64)
     real = np.arange(10)[None, :] < lens[:, None]
     ratio = np.where(real, beta, 0).max(axis=1) / np.where(real, beta, np.inf).min(axis=1)
     bound = np.exp((lens - 1) / lens * 0.5 / np.sqrt(models["paper"].d))

@@ -111,7 +111,7 @@ def main():
             model = SRIEM(n, d=200, l=100, variant=variant, seed=0, dtype=np.float64)
             for name in ("E", "Wq", "Wk"):  # try much larger weights than at init
                 model.params[name] *= scale
-            beta = model.importance(seq, lens)  # B,L
+            beta = model.item_weights(seq, lens)  # B,L
             ratio = (beta.max(axis=1) / beta.min(axis=1)).max()
             print(
                 f"{variant:8s} E, Wq, Wk x{scale:<2d}: largest beta_max / beta_min "

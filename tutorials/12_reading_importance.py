@@ -99,11 +99,11 @@ def main():
     betas, shares = {}, {}
     for variant in ("paper", "official"):
         model = SRIEM(ds.n_items, d=D, l=LQ, variant=variant, seed=0)
-        betas[variant, "untrained"] = model.importance(seq, lens)
+        betas[variant, "untrained"] = model.item_weights(seq, lens)
         steps = len(common.train_model(model, *train, epochs=epochs, max_steps=max_steps))
-        betas[variant, "trained"] = model.importance(seq, lens)
+        betas[variant, "trained"] = model.item_weights(seq, lens)
         if variant == "paper":
-            betas["paper", "trained, float64"] = as_float64(model).importance(seq, lens)
+            betas["paper", "trained, float64"] = as_float64(model).item_weights(seq, lens)
         print(f"trained {variant} for {steps} steps")
 
     common.heading("Share of sessions where a noise click gets the lowest weight")

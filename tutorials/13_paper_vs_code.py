@@ -207,7 +207,7 @@ def main():
     top_p = np.argsort(-sp, axis=1)[:, :20]
     top_m = np.argsort(-sm, axis=1)[:, :20]
     same_top = int(sum(set(a) == set(b) for a, b in zip(top_p, top_m, strict=True)))
-    beta_p = models["paper"].importance(test[0], test[1])
+    beta_p = models["paper"].item_weights(test[0], test[1])
     exact = float(np.mean(beta_p == mean_weights(test[1], L, beta_p.dtype)))
     print(
         f"paper's beta equals 1/t exactly at {exact:.1%} of the positions; scores of 256 test "
@@ -252,12 +252,12 @@ def main():
     for variant in ("paper", "official"):
         model = runs[variant, 0]["model"]
         ranks = model_ranks(model, *test)
-        beta = model.importance(test[0], test[1])
+        beta = model.item_weights(test[0], test[1])
         results[variant] = {
             "recall": recall_at_k(ranks, 20),
             "mrr": mrr_at_k(ranks, 20),
             "ratio0": common.beta_ratio(
-                SRIEM(ds.n_items, d=D, l=LQ, variant=variant, seed=0).importance(*test[:2]),
+                SRIEM(ds.n_items, d=D, l=LQ, variant=variant, seed=0).item_weights(*test[:2]),
                 test[1],
             )[test[1] > 1],
             "ratio": common.beta_ratio(beta, test[1])[test[1] > 1],
