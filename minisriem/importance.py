@@ -14,7 +14,8 @@ model's own ("E", "W0", "b0").
 
 This file holds SR-IEM's module (eq. 1-6) and the two alternatives the paper
 compares it with in Fig. 3 (Section 4.3), all composed from the layers of
-:mod:`minisriem.layers` plus two small layers defined here:
+:mod:`minisriem.layers` (the attention layers ``scaled_dot`` and ``attention_apply`` and the helper
+``mean_weights`` among them):
 
 =========  ==============================================  ====================
 name       long-term preference ``z_l``                    ``cache["beta"]``
@@ -135,87 +136,6 @@ def iem_backward(dz_l, cache):
 
 
 # --------------------------------------------------------------------------
-# Helpers and two small layers used by the alternatives of Fig. 3
-# --------------------------------------------------------------------------
-def mean_weights(item_seq_len, L, dtype=np.float64):
-    """Weights of a mean over the real positions: ``1 / t_b`` there, 0 at padding.
-
-    ``weighted_pool_forward(mean_weights(...), x)`` is the average of a
-    session's real rows of ``x``, so a mean needs no layer of its own.
-
-    Parameters
-    ----------
-    item_seq_len : int array of shape (B,)
-    L : int
-    dtype : numpy dtype of the result
-
-    Returns
-    -------
-    w : array of shape (B, L)
-    """
-    valid = layers.valid_mask(item_seq_len, L)  # B,L
-    t = np.asarray(item_seq_len)[:, None]  # B,1
-    return (valid / t).astype(dtype)
-
-
-def scaled_dot_forward(Q, K, scale):
-    """Scaled dot products of every query with every key, ``S = scale * Q K^T``.
-
-    Parameters
-    ----------
-    Q, K : arrays of shape (B, L, k)
-    scale : float (``1 / sqrt(k)`` in scaled dot-product attention)
-
-    Returns
-    -------
-    S : array of shape (B, L, L), ``S[b, i, j] = scale * Q[b, i] . K[b, j]``
-    cache : tuple
-    """
-    scale = float(scale)  # keep Q's dtype
-    S = scale * (Q @ K.transpose(0, 2, 1))
-    return S, (Q, K, scale)
-
-
-def scaled_dot_backward(dS, cache):
-    """``dQ = scale * dS K`` and ``dK = scale * dS^T Q``.
-
-    Returns
-    -------
-    dQ, dK : arrays of shape (B, L, k)
-    """
-    Q, K, scale = cache
-    return scale * (dS @ K), scale * (dS.transpose(0, 2, 1) @ Q)
-
-
-def attention_apply_forward(A, V):
-    """Mix the values with the attention weights, ``H = A V`` per session.
-
-    Parameters
-    ----------
-    A : array of shape (B, L, L), ``A[b, i, j]`` = attention of query i to key j
-    V : array of shape (B, L, k)
-
-    Returns
-    -------
-    H : array of shape (B, L, k), ``H[b, i] = sum_j A[b, i, j] V[b, j]``
-    cache : tuple
-    """
-    return A @ V, (A, V)
-
-
-def attention_apply_backward(dH, cache):
-    """``dA = dH V^T`` and ``dV = A^T dH``.
-
-    Returns
-    -------
-    dA : array of shape (B, L, L)
-    dV : array of shape (B, L, k)
-    """
-    A, V = cache
-    return dH @ V.transpose(0, 2, 1), A.transpose(0, 2, 1) @ dH
-
-
-# --------------------------------------------------------------------------
 # SR-STAMP: STAMP's attention as the importance module (Fig. 3)
 # --------------------------------------------------------------------------
 def stamp_param_shapes(d, l, variant):
@@ -265,7 +185,7 @@ def stamp_forward(emb, item_seq_len, params, variant=None):
     """
     B, L, d = emb.shape
     valid = layers.valid_mask(item_seq_len, L)  # B,L
-    w_mean = mean_weights(item_seq_len, L, emb.dtype)  # B,L
+    w_mean = layers.mean_weights(item_seq_len, L, emb.dtype)  # B,L
     m_s, mean_cache = layers.weighted_pool_forward(w_mean, emb)  # B,d
     e_t, last_cache = layers.last_item_forward(emb, item_seq_len)  # B,d
     u_item, item_cache = layers.linear_forward(emb, params["stamp_W1"])  # B,L,d
@@ -382,15 +302,15 @@ def sat_forward(emb, item_seq_len, params, variant=None):
     Q, q_cache = layers.linear_forward(emb, params["sat_Wq"])  # B,L,d
     K, k_cache = layers.linear_forward(emb, params["sat_Wk"])  # B,L,d
     V, v_cache = layers.linear_forward(emb, params["sat_Wv"])  # B,L,d
-    S, dot_cache = scaled_dot_forward(Q, K, 1.0 / np.sqrt(d))  # B,L,L
+    S, dot_cache = layers.scaled_dot_forward(Q, K, 1.0 / np.sqrt(d))  # B,L,L
     # every row (query) is a softmax over the session's real keys; rows of
     # padded queries are computed too but get weight 0 in the pooling below
     A_flat, sm_cache = layers.masked_softmax_forward(
         S.reshape(B * L, L), np.repeat(item_seq_len, L)
     )  # B*L,L
     A = A_flat.reshape(B, L, L)
-    H, apply_cache = attention_apply_forward(A, V)  # B,L,d
-    w_mean = mean_weights(item_seq_len, L, emb.dtype)  # B,L
+    H, apply_cache = layers.attention_apply_forward(A, V)  # B,L,d
+    w_mean = layers.mean_weights(item_seq_len, L, emb.dtype)  # B,L
     z_l, pool_cache = layers.weighted_pool_forward(w_mean, H)  # B,d
     beta = np.einsum("bi,bij->bj", w_mean, A)  # B,L: column mean over real rows
     cache = {
@@ -412,9 +332,9 @@ def sat_backward(dz_l, cache):
     q_cache, k_cache, v_cache, dot_cache, sm_cache, apply_cache, pool_cache = cache["layers"]
     B, L, _ = cache["A"].shape
     _, dH = layers.weighted_pool_backward(dz_l, pool_cache)  # B,L,d (0 at padded rows)
-    dA, dV = attention_apply_backward(dH, apply_cache)  # B,L,L / B,L,d
+    dA, dV = layers.attention_apply_backward(dH, apply_cache)  # B,L,L / B,L,d
     dS = layers.masked_softmax_backward(dA.reshape(B * L, L), sm_cache).reshape(B, L, L)
-    dQ, dK = scaled_dot_backward(dS, dot_cache)  # B,L,d each
+    dQ, dK = layers.scaled_dot_backward(dS, dot_cache)  # B,L,d each
     demb, dWq, _ = layers.linear_backward(dQ, q_cache)
     demb_k, dWk, _ = layers.linear_backward(dK, k_cache)
     demb_v, dWv, _ = layers.linear_backward(dV, v_cache)

@@ -47,6 +47,11 @@ __all__ = [
     "scores_backward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    "scaled_dot_forward",
+    "scaled_dot_backward",
+    "attention_apply_forward",
+    "attention_apply_backward",
+    "mean_weights",
     "l2_normalize_forward",
     "l2_normalize_backward",
     "dropout_forward",
@@ -494,6 +499,87 @@ def softmax_cross_entropy_backward(dloss, cache):
     dscores[np.arange(B), target_idx] -= 1.0
     dscores *= dloss / B
     return dscores
+
+
+# --------------------------------------------------------------------------
+# attention: the layers SR-SAT and SR-STAMP are built from (Fig. 3)
+# --------------------------------------------------------------------------
+def mean_weights(item_seq_len, L, dtype=np.float64):
+    """Weights of a mean over the real positions: ``1 / t_b`` there, 0 at padding.
+
+    ``weighted_pool_forward(mean_weights(...), x)`` is the average of a
+    session's real rows of ``x``, so a mean needs no layer of its own.
+
+    Parameters
+    ----------
+    item_seq_len : int array of shape (B,)
+    L : int
+    dtype : numpy dtype of the result
+
+    Returns
+    -------
+    w : array of shape (B, L)
+    """
+    valid = valid_mask(item_seq_len, L)  # B,L
+    t = np.asarray(item_seq_len)[:, None]  # B,1
+    return (valid / t).astype(dtype)
+
+
+def scaled_dot_forward(Q, K, scale):
+    """Scaled dot products of every query with every key, ``S = scale * Q K^T``.
+
+    Parameters
+    ----------
+    Q, K : arrays of shape (B, L, k)
+    scale : float (``1 / sqrt(k)`` in scaled dot-product attention)
+
+    Returns
+    -------
+    S : array of shape (B, L, L), ``S[b, i, j] = scale * Q[b, i] . K[b, j]``
+    cache : tuple
+    """
+    scale = float(scale)  # keep Q's dtype
+    S = scale * (Q @ K.transpose(0, 2, 1))
+    return S, (Q, K, scale)
+
+
+def scaled_dot_backward(dS, cache):
+    """``dQ = scale * dS K`` and ``dK = scale * dS^T Q``.
+
+    Returns
+    -------
+    dQ, dK : arrays of shape (B, L, k)
+    """
+    Q, K, scale = cache
+    return scale * (dS @ K), scale * (dS.transpose(0, 2, 1) @ Q)
+
+
+def attention_apply_forward(A, V):
+    """Mix the values with the attention weights, ``H = A V`` per session.
+
+    Parameters
+    ----------
+    A : array of shape (B, L, L), ``A[b, i, j]`` = attention of query i to key j
+    V : array of shape (B, L, k)
+
+    Returns
+    -------
+    H : array of shape (B, L, k), ``H[b, i] = sum_j A[b, i, j] V[b, j]``
+    cache : tuple
+    """
+    return A @ V, (A, V)
+
+
+def attention_apply_backward(dH, cache):
+    """``dA = dH V^T`` and ``dV = A^T dH``.
+
+    Returns
+    -------
+    dA : array of shape (B, L, L)
+    dV : array of shape (B, L, k)
+    """
+    A, V = cache
+    return dH @ V.transpose(0, 2, 1), A.transpose(0, 2, 1) @ dH
 
 
 # --------------------------------------------------------------------------

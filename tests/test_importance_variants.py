@@ -97,25 +97,25 @@ REFERENCES = {
 
 
 # --------------------------------------------------------------------------
-# the small layers defined in importance.py
+# the attention layers (in layers.py) the alternatives are built from
 # --------------------------------------------------------------------------
 def test_scaled_dot(rng):
     Q, K = rng.standard_normal((B, L, d)), rng.standard_normal((B, L, d))
-    S, _ = importance.scaled_dot_forward(Q, K, 0.5)
+    S, _ = layers.scaled_dot_forward(Q, K, 0.5)
     np.testing.assert_allclose(S[1], 0.5 * Q[1] @ K[1].T)
-    fwd, bwd = importance.scaled_dot_forward, importance.scaled_dot_backward
+    fwd, bwd = layers.scaled_dot_forward, layers.scaled_dot_backward
     check_layer(fwd, bwd, [Q, K, 0.5], {0: 0, 1: 1}, rng, tol=TOL)
 
 
 def test_attention_apply(rng):
     A, V = rng.standard_normal((B, L, L)), rng.standard_normal((B, L, d))
-    fwd, bwd = importance.attention_apply_forward, importance.attention_apply_backward
+    fwd, bwd = layers.attention_apply_forward, layers.attention_apply_backward
     check_layer(fwd, bwd, [A, V], {0: 0, 1: 1}, rng, tol=TOL)
 
 
 def test_mean_weights(batch):
     _, item_seq_len, _ = batch
-    w = importance.mean_weights(item_seq_len, L, np.float32)
+    w = layers.mean_weights(item_seq_len, L, np.float32)
     assert w.dtype == np.float32
     np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-6)
     assert np.all(w[~layers.valid_mask(item_seq_len, L)] == 0)

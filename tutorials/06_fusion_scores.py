@@ -54,7 +54,7 @@ from checks import check_scores_backward
 
 from minisriem import layers
 from minisriem.gradcheck import eval_numerical_gradient_array, max_relative_error
-from minisriem.importance import mean_weights
+from minisriem.layers import mean_weights
 
 
 def main():

@@ -106,7 +106,7 @@ from checks import check_beta_ratio_bound
 
 from data_tools import load_dataset
 from minisriem import importance, layers
-from minisriem.importance import mean_weights
+from minisriem.layers import mean_weights
 from minisriem.metrics import model_ranks, mrr_at_k, popularity_ranks, recall_at_k
 from minisriem.model import SRIEM
 
