@@ -81,7 +81,7 @@ def test_padded_diginetica_layout(data_diginetica):
 
 @needs_shared
 def test_load_dataset_caches_outside_read_only_folder(tmp_path, monkeypatch):
-    # /work/shared/data is read-only: the prepared arrays go to $XDG_CACHE_HOME
+    # the shared data folder is read-only: the prepared arrays go to $XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MINISRIEM_DATA", raising=False)
     if os.stat(SHARED / "diginetica").st_mode & 0o222:
