@@ -108,6 +108,32 @@ def delimiter(text):
     return text
 
 
+def add_custom_log_options(group, test_days_default=7.0):
+    """The options of a custom click log (columns, delimiter, time format, test days).
+
+    ``preprocess`` and ``convert`` both read custom logs; this is their one definition.
+    """
+    group.add_argument("--session-col", default="session_id")
+    group.add_argument("--item-col", default="item_id")
+    group.add_argument("--time-col", default="timestamp")
+    group.add_argument(
+        "--delimiter", type=delimiter, default=",", help="one character; 'tab' for tabs"
+    )
+    group.add_argument(
+        "--time-format",
+        type=time_format,
+        default="auto",
+        help="unix, unix_ms, iso, a strptime format like '%%d/%%m/%%Y %%H:%%M', or auto "
+        "(Unix seconds or milliseconds by the number of digits, else iso; says which)",
+    )
+    group.add_argument(
+        "--test-days",
+        type=number(low=0, high=3650, low_open=True),
+        default=test_days_default,
+        help="length of the test period, in days (0, 3650] (default 7)",
+    )
+
+
 def run(body):
     """Run a command's ``body()``; map bad input to exit 2 and Ctrl-C to exit 130.
 

@@ -45,7 +45,7 @@ import sys
 
 import numpy as np
 
-from .cliopts import delimiter, number, run, time_format
+from .cliopts import add_custom_log_options, run
 from .dataset import ARRAYS, load_prepared
 from .errors import DataError
 from .fileio import regular_input
@@ -242,22 +242,7 @@ def main(argv=None):
     )
     g = p.add_argument_group("logs run through the SR-GNN protocol (--from raw, a RecBole .inter)")
     g.add_argument("--raw-format", default="custom", choices=RAW_FORMATS)
-    g.add_argument(
-        "--test-days",
-        type=number(low=0, high=3650, low_open=True),
-        default=None,
-        help="test period in days, (0, 3650] (default 7)",
-    )
-    g.add_argument("--session-col", default="session_id")
-    g.add_argument("--item-col", default="item_id")
-    g.add_argument("--time-col", default="timestamp")
-    g.add_argument("--delimiter", type=delimiter, default=",", help="one character; 'tab' for tabs")
-    g.add_argument(
-        "--time-format",
-        type=time_format,
-        default="auto",
-        help="unix, unix_ms, iso, a strptime format, or auto",
-    )
+    add_custom_log_options(g, test_days_default=None)
     args = p.parse_args(argv)
     return run(lambda: _convert(args))
 

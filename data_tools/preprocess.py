@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-from .cliopts import check_test_days, delimiter, number, run, time_format
+from .cliopts import add_custom_log_options, check_test_days, run
 from .fileio import fingerprint, regular_input
 from .protocol import run_protocol, to_dataset
 from .readers import read_custom, read_diginetica, read_yoochoose
@@ -118,24 +118,7 @@ def main(argv=None):
         choices=["npz", "srgnn"],
         help="npz: our arrays (default); srgnn: train.txt, test.txt, all_train_seq.txt",
     )
-    g = p.add_argument_group("custom logs")
-    g.add_argument("--session-col", default="session_id")
-    g.add_argument("--item-col", default="item_id")
-    g.add_argument("--time-col", default="timestamp")
-    g.add_argument("--delimiter", type=delimiter, default=",", help="one character; 'tab' for tabs")
-    g.add_argument(
-        "--time-format",
-        type=time_format,
-        default="auto",
-        help="unix, unix_ms, iso, a strptime format like '%%d/%%m/%%Y %%H:%%M', or auto "
-        "(Unix seconds or milliseconds by the number of digits, else iso; says which)",
-    )
-    g.add_argument(
-        "--test-days",
-        type=number(low=0, high=3650, low_open=True),
-        default=7.0,
-        help="length of the test period, in days (0, 3650]",
-    )
+    add_custom_log_options(p.add_argument_group("custom logs"), test_days_default=7.0)
     args = p.parse_args(argv)
     return run(lambda: _prepare(args))
 

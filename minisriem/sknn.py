@@ -540,17 +540,29 @@ def vsknn_ranks(item_seq, item_seq_len, weights, decay, index, key, k, m, backgr
     ranks : int64 array of shape (B,)
     """
     args = _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m)
-    background = np.ascontiguousarray(background, dtype=np.float64)
-    targets = np.ascontiguousarray(targets, dtype=np.int64)
-    if targets.shape != (len(args[0]),):
-        raise ValueError(f"targets must be ({len(args[0])},), got {targets.shape}")
-    if targets.size and (targets.min() < 1 or targets.max() > len(background)):
-        raise ValueError(f"targets must be item ids 1..{len(background)}")
-    ranks = np.empty(len(targets), dtype=np.int64)
-    no_dense = np.zeros((0, len(background)))
-    higher = background_higher(background)  # n
+    background, higher, targets, no_dense, ranks = rank_arrays(background, targets, len(args[0]))
     _vsknn_loop(*args, background, higher, targets, no_dense, ranks, get_num_threads())
     return ranks
+
+
+def rank_arrays(background, targets, B):
+    """What the kernels' ranking mode needs, checked: the arrays of ``*_ranks``.
+
+    Returns
+    -------
+    background : float64 array (n,); higher : its :func:`background_higher` table;
+    targets : int64 array (B,); no_dense : an empty (0, n) score matrix (ranks
+    only); ranks : int64 array (B,) for the kernel to fill
+    """
+    background = np.ascontiguousarray(background, dtype=np.float64)
+    targets = np.ascontiguousarray(targets, dtype=np.int64)
+    if targets.shape != (B,):
+        raise ValueError(f"targets must be ({B},), got {targets.shape}")
+    if targets.size and (targets.min() < 1 or targets.max() > len(background)):
+        raise ValueError(f"targets must be item ids 1..{len(background)}")
+    ranks = np.empty(B, dtype=np.int64)
+    no_dense = np.zeros((0, len(background)))
+    return background, background_higher(background), targets, no_dense, ranks
 
 
 # --------------------------------------------------------------------------

@@ -50,8 +50,8 @@ from minisriem.sknn import (
     SessionIndex,
     _distinct_recent_first,
     _target_rank,
-    background_higher,
     popularity_background,
+    rank_arrays,
 )
 
 __all__ = [
@@ -355,15 +355,7 @@ def stan_ranks(
     ranks : int64 array of shape (B,)
     """
     args = _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m)
-    background = np.ascontiguousarray(background, dtype=np.float64)
-    targets = np.ascontiguousarray(targets, dtype=np.int64)
-    if targets.shape != (len(args[0]),):
-        raise ValueError(f"targets must be ({len(args[0])},), got {targets.shape}")
-    if targets.size and (targets.min() < 1 or targets.max() > len(background)):
-        raise ValueError(f"targets must be item ids 1..{len(background)}")
-    ranks = np.empty(len(targets), dtype=np.int64)
-    no_dense = np.zeros((0, len(background)))
-    higher = background_higher(background)
+    background, higher, targets, no_dense, ranks = rank_arrays(background, targets, len(args[0]))
     _stan_loop(*args, background, higher, targets, no_dense, ranks, get_num_threads())
     return ranks
 

@@ -37,7 +37,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minisriem import checkpoint, report
-from minisriem.config import TrainOptions  # noqa: F401 (the trainer's options, documented here)
 from minisriem.metrics import KS, model_ranks, popularity_ranks, rank_metrics
 from minisriem.model import SRIEM
 from minisriem.optim import Adam, step_lr

@@ -37,7 +37,7 @@ from minisriem.metrics import (
 from minisriem.provenance import source_commit
 from minisriem.report import final_table
 from minisriem.threads import limit_threads
-from minisriem.trainer import REFIT, Trainer, model_name
+from minisriem.trainer import Trainer, model_name
 
 __all__ = [
     "train",
@@ -167,15 +167,19 @@ class TrainResult:
         return final_table(self.summary) if self.summary else ""
 
     def model_note(self):
-        """What ``model.npz`` holds, in a few words, for the command's last line."""
-        if not os.path.exists(self.model_path):
+        """What ``model.npz`` holds, in a few words, for the command's last line.
+
+        Read from the summary the run already has (loading the model would read
+        every parameter for one line).
+        """
+        if not self.summary or not os.path.exists(self.model_path):
             return "no model.npz yet: the run has not finished"
-        meta = load_model(self.model_path).meta
-        if "epoch" not in meta:
-            return "model.npz does not say which epoch it is"
-        if meta.get("selected_by") == REFIT:
-            return f"model.npz is the refit model, {meta['epoch']} epochs on every training session"
-        return f"model.npz is epoch {meta['epoch']}, {meta.get('selected_by')}"
+        if "refit" in self.summary:
+            epochs = self.summary["refit"]["epoch"]
+            return f"model.npz is the refit model, {epochs} epochs on every training session"
+        return (
+            f"model.npz is epoch {self.summary['selected']['epoch']}, {self.summary['selected_by']}"
+        )
 
 
 def split_settings(settings):
@@ -300,7 +304,7 @@ def train(
     **settings
         Any field of :class:`~minisriem.config.Config` (``d``, ``l``, ``L``,
         ``variant``, ``importance``, ``lr``, ``lr_decay``, ``lr_step``,
-        ``l2``, ``batch_size``) or of :class:`~minisriem.trainer.TrainOptions`
+        ``l2``, ``batch_size``) or of :class:`~minisriem.config.TrainOptions`
         (``epochs``, ``patience``, ``seed``, ``shuffle``, ``valid_fraction``,
         ``eval_batch_size``). Unset ones take the paper's defaults; ``epochs``
         defaults to :func:`default_epochs`.

@@ -162,12 +162,9 @@ def table2_rows(dataset, state, state_dir=None):
                     seeds(refit),
                 )
             )  # fmt: skip
+        all_train = bool(phase1) and phase1[0]["settings"].get("valid_fraction", 0.1) == 0
         if phase1:
-            protocol = (
-                "fixed-epochs-all-train"
-                if phase1[0]["settings"].get("valid_fraction", 0.1) == 0
-                else "validation-selected"
-            )
+            protocol = "fixed-epochs-all-train" if all_train else "validation-selected"
             rows.append(
                 _row(
                     dataset, label, protocol, phase1,
@@ -175,8 +172,8 @@ def table2_rows(dataset, state, state_dir=None):
                     seeds(phase1),
                 )
             )  # fmt: skip
-        best = refit or phase1
-        if best and not (best is phase1 and protocol == "fixed-epochs-all-train"):
+        best = refit or phase1  # the authors' report: over the refit's epochs where there is one
+        if best and not (best is phase1 and all_train):
             rows.append(
                 _row(
                     dataset, label, "best-test-over-epochs", best,

@@ -306,12 +306,8 @@ class Reproduction:
 
         self.ds, self.out, self.state_dir, self.data_dir = ds, out, state_dir, data_dir
         self.threads, self.progress, self.refresh = threads, progress, refresh
-        self.stop_after_steps, self.timing, self.command, self.log = (
-            stop_after_steps,
-            timing,
-            command,
-            log,
-        )
+        self.stop_after_steps, self.timing = stop_after_steps, timing
+        self.command, self.log = command, log
         self.invocation = {
             "command": command,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -172,7 +172,7 @@ def run_model(
             for r in history
         ],
         test_seconds=test_seconds,
-        peak_rss_mb=max((r.get("peak_rss_mb") or 0 for r in history), default=None) or None,
+        peak_rss_mb=max((r["peak_rss_mb"] for r in history if "peak_rss_mb" in r), default=None),
         test_examples=int(len(targets)),
         test_pass=_at20(rank_metrics(ranks)),
         by_length=_by_length(ranks, ds.test.lengths),
