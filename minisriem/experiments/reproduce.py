@@ -21,7 +21,17 @@ timing          Table 3: a training step and the test ranking of every model,
                 timed side by side in one process (and the PyTorch reference
                 right after, when ``../shared/bench`` is there); run it alone
                 on a quiet machine
+probe-whole-sessions, probe-released-loader
+                probes, only when named: SR-IEM (paper) reading L = 69 items,
+                or with batch 256 and no shuffling
+probe-ties      a probe, only when named: the refit seed-0 model's scores
+                ranked under three tie rules (no training)
 ==============  ==============================================================
+
+Each seed of a model group is two runs, the refit protocol's two phases:
+``GROUP-seedN`` selects the epoch count E* on the validation split, and
+``GROUP-seedN-refit`` trains on every training session for E* epochs (see
+:func:`minisriem.experiments.plan.plan_runs`).
 
 Every model run is an ordinary trainer run directory
 ``OUT_DIR/DATASET/NAME/`` (``python -m minisriem.train --resume`` continues
