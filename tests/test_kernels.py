@@ -159,6 +159,27 @@ def test_rank_topk_matches_twin(dtype, kind, trial):
         np.testing.assert_array_equal(topk, topk_twin)
 
 
+@pytest.mark.parametrize("order", ["ascending", "descending", "plateaus"])
+def test_rank_topk_chunked_scan_matches_twin(order):
+    # The kernel skips chunks of 16 entries with none above the k-th best so
+    # far: rising scores make every chunk count, falling ones skip them all,
+    # plateaus put ties across chunk edges; n is not a multiple of 16.
+    rng = np.random.default_rng(7)
+    n = 1000 + 7
+    base = np.arange(n, dtype=np.float32)
+    if order == "descending":
+        base = base[::-1].copy()
+    elif order == "plateaus":
+        base = np.floor(base / 24).astype(np.float32)
+    scores = np.stack([base, rng.permutation(base)])
+    targets = np.array([3, n - 1])
+    for k in (1, 20, 33):
+        rank, topk = kernels.rank_topk(scores, targets, k)
+        rank_twin, topk_twin = kernels.rank_topk_numpy(scores, targets, k)
+        np.testing.assert_array_equal(rank, rank_twin)
+        np.testing.assert_array_equal(topk, topk_twin)
+
+
 def test_rank_topk_by_hand():
     scores = np.array(
         [
