@@ -577,6 +577,9 @@ IEM_VARIANTS = {
     #           outer scale is 1/sqrt(d), divide eq. 4 by t - 1)
     "paper": (True, False, True, False),
     "official": (False, True, False, True),
+    # SR-IEM+ (issue #12): the equations with eq. (3)'s 1/sqrt(d) inside the sigmoid, so
+    # that Q K^T (about l/4 at initialisation) no longer saturates it
+    "scaled": (True, True, False, False),
 }
 
 
