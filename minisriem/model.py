@@ -211,7 +211,8 @@ class SRIEM:
         """The rows items are looked up in and scored against.
 
         ``E`` itself; with ``scale > 0`` (NISER, Gupta et al. 2019) every row
-        L2-normalised, ``layers.l2_normalize_forward(E)`` (row 0, padding, stays 0).
+        L2-normalised, ``layers.l2_normalize_forward(E)`` (row 0, padding, stays 0;
+        backend "numba": its kernel, :func:`minisriem.kernels.l2_normalize_rows`).
 
         Returns
         -------
@@ -220,6 +221,8 @@ class SRIEM:
         """
         if self.scale == 0:
             return self.params["E"], None
+        if self.backend == "numba":
+            return kernels.l2_normalize_rows(self.params["E"])
         return layers.l2_normalize_forward(self.params["E"])
 
     def score_vector(self, z_h):
@@ -429,7 +432,7 @@ class SRIEM:
             grads["E"] = dE
             self.workspace.share(dE)
         else:
-            (grads["E"],) = layers.l2_normalize_backward(dE.dense(), table_cache)
+            (grads["E"],) = kernels.l2_normalize_rows_backward(dE.dense(), table_cache)
         return loss, {k: grads[k] for k in self.params}
 
     def scores(self, item_seq, item_seq_len, out=None):

@@ -308,3 +308,24 @@ def test_reproduction_records_sriem_plus_and_its_ablation(tmp_path):
     summary = json.loads((tmp_path / "state" / "summary.json").read_text())
     assert not any("without" in r["method"] for r in summary)  # not a Table 2 row
     assert page.GROUPS["plus-no-norm"]["ablation"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_normalize_rows_kernels_match_the_layers(dtype):
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((37, 9)) * rng.uniform(0.01, 10, size=(37, 1))).astype(dtype)
+    x[0] = 0  # the padding row
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    want, want_cache = layers.l2_normalize_forward(x)
+    got, got_cache = kernels.l2_normalize_rows(x)
+    np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(got_cache[1], want_cache[1], **tol)
+    assert np.all(got[0] == 0) and got.dtype == dtype
+    (dx_want,) = layers.l2_normalize_backward(dy, want_cache)
+    (dx_got,) = kernels.l2_normalize_rows_backward(dy, got_cache)
+    err = np.abs(dx_got[1:] - dx_want[1:]).max() / np.abs(dx_want[1:]).max()
+    assert err < (1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(dx_got[0], dx_want[0], rtol=1e-5)  # dy / sqrt(eps)
+    with pytest.raises(ValueError, match="C-contiguous 2-D"):
+        kernels.l2_normalize_rows(x.T)
