@@ -1156,6 +1156,11 @@ class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
     :meth:`adam_step` instead forms one block of ``dE`` at a time, while it
     is in cache, and applies Adam to that block's rows of ``E``.
 
+    With ``through`` (SR-IEM+'s normalised scoring: the cache of
+    :func:`l2_normalize_rows` on ``E``), the passes scored the normalised rows,
+    and each block of ``dE`` is taken back through the normalisation
+    (:func:`l2_normalize_rows_backward`, row by row) before Adam sees it.
+
     It reads as the (n+1, d) array where one is needed: ``np.asarray(g)``,
     ``g.copy()``, ``g[0]``, arithmetic, NumPy functions and array methods
     (``g.max()``) all see the dense ``dE``, formed on first use. Its ``P`` is in
@@ -1163,8 +1168,11 @@ class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
     asks it to :meth:`detach` before the model's next call reuses ``P``.
     """
 
-    def __init__(self, P, z_h, target_idx, row_scale, items, rows, shape, parts, block):
+    def __init__(
+        self, P, z_h, target_idx, row_scale, items, rows, shape, parts, block, through=None
+    ):
         self.P = P  # B * n floats: the block softmax, or dS once is_dS
+        self.through = through  # SR-IEM+: (y, norm) of E's normalised rows, see the docstring
         self.is_dS = False
         self.z_h, self.target_idx, self.row_scale = z_h, target_idx, row_scale
         self.items, self.rows = items, rows
@@ -1198,6 +1206,8 @@ class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
                 dS[np.flatnonzero(inside), self.target_idx[inside] - lo] -= inv_B
             dE[1 + lo : 1 + hi] = dS.T @ self.z_h
         dE[self.items] += self.rows
+        if self.through is not None:
+            (dE,) = l2_normalize_rows_backward(dE, self.through)
         return dE
 
     def __array__(self, dtype=None, copy=None):
@@ -1269,6 +1279,9 @@ class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
                 u0, u1 = np.searchsorted(self.items, [lo + 1, hi + 1])
                 if u1 > u0:
                     g[self.items[u0:u1] - 1 - lo] += self.rows[u0:u1]
+                if self.through is not None:  # back through E's normalisation, in place
+                    y, norm = self.through
+                    _l2_rows_backward_serial(g, y[1 + lo : 1 + hi], norm[1 + lo : 1 + hi, 0], g)
                 _adam_step_loop_serial(
                     w1[lo:hi].reshape(-1),
                     g.reshape(-1),
@@ -1290,8 +1303,9 @@ def l2_normalize_rows(x, eps=1e-12):
     """Numba kernel of :func:`minisriem.layers.l2_normalize_forward` on a 2-D ``x``.
 
     The same results (within float32 rounding) without NumPy's temporaries:
-    one pass per row for its length, one for the scaled row; the sum of
-    squares is accumulated in float64. Rows are independent: parallel.
+    one pass per row for its length (:func:`_row_dot`), one for the scaled
+    row. Rows are independent: parallel. 4 ms for DIGINETICA's ``E`` on one
+    thread, against 15 ms for the layer.
 
     Parameters
     ----------
@@ -1329,25 +1343,47 @@ def l2_normalize_rows_backward(dy, cache):
     return (dx,)
 
 
+@njit(cache=True)
+def _row_dot(a, b):
+    """``a . b`` of two rows, in eight running sums (lanes) so that it vectorises: one
+    running sum is a chain of dependent additions, four times slower here."""
+    lanes = np.zeros(8, dtype=a.dtype)
+    n, j = a.shape[0], 0
+    while j + 8 <= n:
+        for u in range(8):
+            lanes[u] += a[j + u] * b[j + u]
+        j += 8
+    total = lanes.sum()
+    for c in range(j, n):
+        total += a[c] * b[c]
+    return total
+
+
 @njit(parallel=True, cache=True)
 def _l2_normalize_rows_loop(x, eps, y, norm):
     for i in prange(x.shape[0]):
-        total = 0.0
-        for c in range(x.shape[1]):
-            total += x[i, c] * x[i, c]
-        r = x.dtype.type(np.sqrt(total + eps))
+        r = x.dtype.type(np.sqrt(_row_dot(x[i], x[i]) + eps))
         norm[i] = r
+        inv = x.dtype.type(1) / r
         for c in range(x.shape[1]):
-            y[i, c] = x[i, c] / r
+            y[i, c] = x[i, c] * inv
 
 
 @njit(parallel=True, cache=True)
 def _l2_normalize_rows_backward_loop(dy, y, norm, dx):
     for i in prange(y.shape[0]):
-        dot = 0.0
+        s = _row_dot(dy[i], y[i])
+        inv = y.dtype.type(1) / norm[i]
         for c in range(y.shape[1]):
-            dot += dy[i, c] * y[i, c]
-        s = y.dtype.type(dot)
-        r = norm[i]
+            dx[i, c] = (dy[i, c] - y[i, c] * s) * inv
+
+
+# The serial twin of the loop above, on one block of rows (ItemGradient.adam_step's
+# threads); ``dx`` may be ``dy`` itself: each row is read before it is written.
+@njit(nogil=True, cache=True)
+def _l2_rows_backward_serial(dy, y, norm, dx):
+    for i in range(y.shape[0]):
+        s = _row_dot(dy[i], y[i])
+        inv = y.dtype.type(1) / norm[i]
         for c in range(y.shape[1]):
-            dx[i, c] = (dy[i, c] - y[i, c] * s) / r
+            dx[i, c] = (dy[i, c] - y[i, c] * s) * inv

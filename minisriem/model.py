@@ -29,8 +29,7 @@ refers to it: it is a :class:`minisriem.kernels.ItemGradient`, which
 ``Adam.step`` applies block by block and which ``np.asarray`` turns into the
 dense (n+1, d) array. A ``grads["E"]`` still held when the next
 ``loss_and_grads`` starts takes a private copy first, so it never changes;
-a loop that drops it before the next step copies nothing. With SR-IEM+'s
-normalised scoring (``scale > 0``) ``grads["E"]`` is a plain (n+1, d) array.
+a loop that drops it before the next step copies nothing.
 """
 
 import numpy as np
@@ -406,9 +405,9 @@ class SRIEM:
         block by block. Both passes split the items over threads.
 
         With normalised scoring (``scale > 0``) the passes run on the normalised
-        rows and ``scale * z_h / |z_h|``; ``grads["E"]`` is then a plain array,
-        the dense gradient of the normalised rows taken back through the
-        normalisation, which Adam applies on its dense path.
+        rows and ``scale * z_h / |z_h|``, and ``grads["E"]`` takes each block of
+        the normalised rows' gradient back through the normalisation (its
+        ``through``) before Adam applies it.
         """
         E = self.params["E"]
         B, n = item_seq.shape[0], self.n_items
@@ -427,12 +426,10 @@ class SRIEM:
             dz_h = self.score_vector_backward(dq, q_cache)
             looked_up, demb, grads = self._session_backward_to_emb(dz_h, cache)
         items, rows = kernels.lookup_rows(looked_up, demb)
-        dE = kernels.ItemGradient(P, q, target_idx, row_scale, items, rows, E.shape, parts, block)
-        if table_cache is None:
-            grads["E"] = dE
-            self.workspace.share(dE)
-        else:
-            (grads["E"],) = kernels.l2_normalize_rows_backward(dE.dense(), table_cache)
+        grads["E"] = kernels.ItemGradient(
+            P, q, target_idx, row_scale, items, rows, E.shape, parts, block, table_cache
+        )
+        self.workspace.share(grads["E"])
         return loss, {k: grads[k] for k in self.params}
 
     def scores(self, item_seq, item_seq_len, out=None):

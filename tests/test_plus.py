@@ -329,3 +329,37 @@ def test_l2_normalize_rows_kernels_match_the_layers(dtype):
     np.testing.assert_allclose(dx_got[0], dx_want[0], rtol=1e-5)  # dy / sqrt(eps)
     with pytest.raises(ValueError, match="C-contiguous 2-D"):
         kernels.l2_normalize_rows(x.T)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parts,block", [(1, 1000), (2, 16), (3, 7)])
+def test_item_gradient_through_the_normalisation(dtype, parts, block):
+    """dE of the normalised rows taken back through the normalisation: dense and block-wise."""
+    rng = np.random.default_rng(parts + block)
+    B, n, d = 6, 50, 5
+    E = (rng.standard_normal((n + 1, d)) * rng.uniform(0.1, 3, size=(n + 1, 1))).astype(dtype)
+    E[0] = 0
+    table, through = kernels.l2_normalize_rows(E)
+    q = rng.standard_normal((B, d)).astype(dtype) * 3
+    target_idx = rng.integers(0, n, size=B)
+    P = np.empty(B * n, dtype)
+    with kernels.blas_single_thread():
+        _, _, row_scale = kernels.item_pass_forward(q, table[1:], target_idx, P, parts, block)
+    items = np.array([2, 3, n])
+    rows = rng.standard_normal((3, d)).astype(dtype)
+    args = (P, q, target_idx, row_scale, items, rows, E.shape, parts, block)
+    plain = np.asarray(kernels.ItemGradient(*args))  # the normalised rows' gradient
+    g = kernels.ItemGradient(*args, through)
+    (want,) = layers.l2_normalize_backward(plain, through)
+    tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    dense = g.dense()
+    np.testing.assert_allclose(dense, want, **tol)
+    assert np.abs((dense * table).sum(axis=1)).max() < 1e-4  # orthogonal to each row
+    m = np.zeros_like(E)
+    v = np.zeros_like(E)
+    E2, m2, v2 = E.copy(), m.copy(), v.copy()
+    with kernels.blas_single_thread():
+        g.adam_step(E, m, v, 1e-2, 0.9, 0.999, 1e-8, 1e-3, 1)
+    kernels.adam_step_numpy(E2, dense, m2, v2, 1e-2, 0.9, 0.999, 1e-8, 1e-3, 1)
+    for a, b in ((E, E2), (m, m2), (v, v2)):
+        np.testing.assert_allclose(a, b, rtol=tol["rtol"] * 10, atol=1e-6)
