@@ -367,6 +367,9 @@ def _build_model(archive):
         variant=config.variant,
         importance=config.importance,
         dtype=np.float32,
+        scale=config.scale,
+        dropout=config.dropout,
+        affinity=config.affinity,
     )
     for name, value in model.params.items():
         stored = archive.array(f"param/{name}", value.shape, "f", "floating point")

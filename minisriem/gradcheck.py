@@ -123,7 +123,7 @@ def check_layer(forward, backward, args, wrt, rng, tol=1e-6):
     return grads
 
 
-def check_model(model, item_seq, item_seq_len, targets, tol=1e-6, min_gradient=1e-6):
+def check_model(model, item_seq, item_seq_len, targets, tol=1e-6, min_gradient=1e-6, step=None):
     """Gradient-check ``model.loss_and_grads`` for every parameter (float64 model).
 
     Parameters
@@ -134,19 +134,21 @@ def check_model(model, item_seq, item_seq_len, targets, tol=1e-6, min_gradient=1
     min_gradient : float; a parameter whose numerical gradient stays below
         this is reported, since a relative check of a near-zero gradient
         measures rounding, not the backward pass
+    step : passed to ``loss_and_grads``: with a model's dropout on, every
+        call then draws the same masks, so the check covers the dropout too
 
     Returns
     -------
     dict, parameter name -> relative error
     """
-    loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
+    loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets, step=step)
     grads = {k: np.array(g, dtype=np.float64) for k, g in grads.items()}  # keep a copy
     assert set(grads) == set(model.params), "one gradient per parameter"
     errors = {}
     for name, w in model.params.items():
         assert grads[name].shape == w.shape, f"{name}: gradient of shape {grads[name].shape}"
         num = eval_numerical_gradient(
-            lambda: model.loss_and_grads(item_seq, item_seq_len, targets)[0], w
+            lambda: model.loss_and_grads(item_seq, item_seq_len, targets, step=step)[0], w
         )
         assert np.abs(num).max() > min_gradient, f"{name}: gradient too small to check"
         errors[name] = max_relative_error(num, grads[name])

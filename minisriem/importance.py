@@ -38,10 +38,10 @@ from minisriem import layers
 def iem_param_shapes(d, l, variant):
     """Shapes of the IEM module's parameters.
 
-    The paper projects to ``l`` dimensions, ``Wq, Wk: (d, l)``; the released
-    code projects to ``d`` dimensions, ``Wq, Wk: (d, d)``.
+    The paper (and its "scaled" form) projects to ``l`` dimensions, ``Wq, Wk: (d, l)``;
+    the released code projects to ``d`` dimensions, ``Wq, Wk: (d, d)``.
     """
-    k = l if variant == "paper" else d
+    k = d if variant == "official" else l
     return {"Wq": (d, k), "Wk": (d, k)}
 
 
@@ -62,7 +62,8 @@ def iem_forward(emb, item_seq_len, params, variant):
     emb : array of shape (B, L, d)
     item_seq_len : int array of shape (B,)
     params : dict with "Wq", "Wk" of shape (d, l) (paper) or (d, d) (official)
-    variant : {"paper", "official"}
+    variant : {"paper", "official", "scaled"}; "scaled" (SR-IEM+) is "paper" with
+        C = sigmoid(Q K^T / sqrt(d)), the scaling inside the sigmoid as in the code
 
     Returns
     -------
@@ -79,8 +80,12 @@ def iem_forward(emb, item_seq_len, params, variant):
     elif variant == "official":
         Q, K, q_sig_cache, k_sig_cache = q_lin, k_lin, None, None
         inner, outer, divide_by = 1.0 / np.sqrt(d), 1.0, "t-1"
+    elif variant == "scaled":  # SR-IEM+: the paper's form, 1/sqrt(d) inside the sigmoid
+        Q, q_sig_cache = layers.sigmoid_forward(q_lin)
+        K, k_sig_cache = layers.sigmoid_forward(k_lin)
+        inner, outer, divide_by = 1.0 / np.sqrt(d), 1.0, "t"
     else:
-        raise ValueError(f"variant must be 'paper' or 'official', not {variant!r}")
+        raise ValueError(f"variant must be 'paper', 'official' or 'scaled', not {variant!r}")
     C, aff_cache = layers.affinity_forward(Q, K, inner, outer)  # B,L,L
     alpha, avg_cache = layers.masked_average_forward(C, item_seq_len, divide_by)  # B,L
     beta, sm_cache = layers.masked_softmax_forward(alpha, item_seq_len)  # B,L

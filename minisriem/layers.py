@@ -56,6 +56,7 @@ __all__ = [
     "l2_normalize_backward",
     "dropout_forward",
     "dropout_backward",
+    "dropout_mask",
     "valid_mask",
 ]
 
@@ -613,10 +614,10 @@ def l2_normalize_backward(dy, cache):
 
     Returns
     -------
-    dx : array of the shape of ``dy``
+    (dx,) : a 1-tuple, ``dx`` of the shape of ``dy``
     """
     y, norm = cache
-    return (dy - y * (dy * y).sum(axis=-1, keepdims=True)) / norm
+    return ((dy - y * (dy * y).sum(axis=-1, keepdims=True)) / norm,)
 
 
 def dropout_forward(x, p, rng):
@@ -637,10 +638,28 @@ def dropout_forward(x, p, rng):
     y : array of the shape of ``x``
     cache : the mask (``0`` or ``1/(1-p)`` per entry, in ``x``'s dtype)
     """
+    mask = dropout_mask(x.shape, p, rng, x.dtype)
+    return x * mask, mask
+
+
+def dropout_mask(shape, p, rng, dtype):
+    """The mask of :func:`dropout_forward`: ``1/(1-p)`` where ``rng.random(shape) >= p``, else 0.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    p : float in [0, 1)
+    rng : numpy.random.Generator (one ``rng.random(shape)`` draw)
+    dtype : numpy dtype of the mask
+
+    Returns
+    -------
+    mask : array of ``shape`` and ``dtype``
+    """
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    mask = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)
-    return x * mask, mask
+    dtype = np.dtype(dtype)
+    return (rng.random(shape) >= p).astype(dtype) / dtype.type(1 - p)
 
 
 def dropout_backward(dy, cache):
@@ -648,6 +667,6 @@ def dropout_backward(dy, cache):
 
     Returns
     -------
-    dx : array of the shape of ``dy``
+    (dx,) : a 1-tuple, ``dx`` of the shape of ``dy``
     """
-    return dy * cache
+    return (dy * cache,)

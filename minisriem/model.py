@@ -40,6 +40,10 @@ from minisriem.workspace import Workspace
 
 VARIANTS = ("paper", "official")
 BACKENDS = ("numba", "numpy")
+AFFINITY_FORMS = ("variant", "paper", "official", "scaled")
+DROPOUT_STREAM = 0xD0
+"""Mixed into the dropout masks' seed, ``default_rng([seed, DROPOUT_STREAM, *step])``, so
+that they never share a stream with the epochs' shuffling, ``default_rng([seed, epoch])``."""
 
 
 class SRIEM:
@@ -68,6 +72,19 @@ class SRIEM:
         "numba" (default) runs through :mod:`minisriem.kernels` and reuses
         the arrays of ``workspace`` (see the module's docstring); "numpy"
         composes :mod:`minisriem.layers` as written and returns fresh arrays.
+    scale : float
+        SR-IEM+'s normalised scoring (NISER, Gupta et al. 2019): with
+        ``scale > 0`` the rows of ``E`` are L2-normalised where they are looked
+        up and where they are scored, ``z_h`` too, and the logits of eq. (8)
+        are ``scale * cos(z_h, E[v])``. 0 (default): the paper's dot product.
+    dropout : float in [0, 1)
+        SR-IEM+'s inverted dropout on the looked-up embeddings (B, L, d),
+        only when ``loss_and_grads`` is given a ``step``; 0 (default): none.
+    affinity : {"variant", "paper", "official", "scaled"}
+        The form of SR-IEM's eq. (1)-(4) ("iem" only): "variant" (default)
+        follows ``variant``; "scaled" is the paper's with the 1/sqrt(d)
+        inside the sigmoid of eq. (3). ``variant`` keeps the rest (the bias
+        of eq. 7).
 
     Attributes
     ----------
@@ -89,6 +106,9 @@ class SRIEM:
         dtype=np.float32,
         importance="iem",
         backend="numba",
+        scale=0.0,
+        dropout=0.0,
+        affinity="variant",
     ):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
@@ -96,6 +116,12 @@ class SRIEM:
             raise ValueError(f"importance must be one of {tuple(MODULES)}, not {importance!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if affinity not in AFFINITY_FORMS:
+            raise ValueError(f"affinity must be one of {AFFINITY_FORMS}, not {affinity!r}")
+        if not scale >= 0 or not 0 <= dropout < 1:
+            raise ValueError(f"need scale >= 0 and 0 <= dropout < 1, got {scale}, {dropout}")
+        self.scale, self.dropout, self.affinity = float(scale), float(dropout), affinity
+        self.iem_form = variant if affinity == "variant" else affinity
         self.backend = backend
         self.workspace = Workspace()
         self.n_items, self.d, self.l = int(n_items), int(d), int(l)
@@ -103,7 +129,7 @@ class SRIEM:
         self.dtype = np.dtype(dtype)
         self.seed = seed
         shapes = {"E": (self.n_items + 1, self.d)}
-        shapes.update(PARAM_SHAPES[importance](self.d, self.l, variant))
+        shapes.update(PARAM_SHAPES[importance](self.d, self.l, self.iem_form))
         shapes["W0"] = (self.d, 2 * self.d)
         if variant == "official":
             shapes["b0"] = (self.d,)
@@ -140,8 +166,17 @@ class SRIEM:
         return item_seq, item_seq_len, targets
 
     # ------------------------------------------------------------------
-    def session_forward(self, item_seq, item_seq_len):
+    def session_forward(self, item_seq, item_seq_len, step=None, table=None):
         """The session part, eq. (1)-(7): from item ids to ``z_h``.
+
+        Parameters
+        ----------
+        item_seq, item_seq_len : the batch
+        step : None, or the training step (an int or tuple of ints): with
+            ``dropout > 0`` the looked-up embeddings get a dropout mask drawn
+            from it (:meth:`dropout_rng`); None: no dropout (evaluation)
+        table : None, or the (n+1, d) table to look items up in; default
+            :meth:`item_table`'s (``E``, or its normalised rows when ``scale > 0``)
 
         Returns
         -------
@@ -149,19 +184,79 @@ class SRIEM:
         cache : dict; ``cache["beta"]`` (B, L) is the importance of each item
         """
         p = self.params
+        if table is None:
+            table, _ = self.item_table()
         forward, _ = MODULES[self.importance_name]
-        emb, emb_cache = layers.embedding_forward(p["E"], item_seq)  # B,L,d
-        z_l, imp_cache = forward(emb, item_seq_len, p, self.variant)  # B,d
+        emb, emb_cache = layers.embedding_forward(table, item_seq)  # B,L,d
+        drop_cache, rng = None, self.dropout_rng(step)
+        if rng is not None:
+            emb, drop_cache = layers.dropout_forward(emb, self.dropout, rng)  # B,L,d
+        z_l, imp_cache = forward(emb, item_seq_len, p, self.iem_form)  # B,d
         z_s, last_cache = layers.last_item_forward(emb, item_seq_len)  # B,d
         z_h, fus_cache = layers.fusion_forward(z_l, z_s, p["W0"], p.get("b0"))  # B,d
         cache = {
             "beta": imp_cache["beta"],
             "emb": emb_cache,
+            "dropout": drop_cache,
             "importance": imp_cache,
             "last": last_cache,
             "fusion": fus_cache,
         }
         return z_h, cache
+
+    # ------------------------------------------------------------------
+    # SR-IEM+ (issue #12): normalised scoring (NISER) and embedding dropout
+    def item_table(self):
+        """The rows items are looked up in and scored against.
+
+        ``E`` itself; with ``scale > 0`` (NISER, Gupta et al. 2019) every row
+        L2-normalised, ``layers.l2_normalize_forward(E)`` (row 0, padding, stays 0;
+        backend "numba": its kernel, :func:`minisriem.kernels.l2_normalize_rows`).
+
+        Returns
+        -------
+        table : array of shape (n+1, d)
+        cache : the normalisation's cache, or None when ``scale == 0``
+        """
+        if self.scale == 0:
+            return self.params["E"], None
+        if self.backend == "numba":
+            return kernels.l2_normalize_rows(self.params["E"])
+        return layers.l2_normalize_forward(self.params["E"])
+
+    def score_vector(self, z_h):
+        """What the item rows are multiplied with in eq. (8): ``z_h``, or ``scale * z_h / |z_h|``.
+
+        With ``scale > 0`` the logit of item ``v`` is ``scale * cos(z_h, E[v])``.
+
+        Returns
+        -------
+        q : array of shape (B, d)
+        cache : for :meth:`score_vector_backward` (None when ``scale == 0``)
+        """
+        if self.scale == 0:
+            return z_h, None
+        z_n, cache = layers.l2_normalize_forward(z_h)
+        return self.dtype.type(self.scale) * z_n, cache
+
+    def score_vector_backward(self, dq, cache):
+        """``dz_h`` from ``dq``, the gradient of :meth:`score_vector`'s output."""
+        if cache is None:
+            return dq
+        (dz_h,) = layers.l2_normalize_backward(self.dtype.type(self.scale) * dq, cache)
+        return dz_h
+
+    def dropout_rng(self, step):
+        """The generator of step ``step``'s dropout masks, or None (no dropout).
+
+        ``default_rng([seed, DROPOUT_STREAM, *step])``: the masks depend only on
+        the model's seed and the step, so a run repeats them exactly, and a
+        resumed run draws the masks of the run it continues.
+        """
+        if self.dropout == 0 or step is None:
+            return None
+        step = (step,) if np.ndim(step) == 0 else tuple(step)
+        return np.random.default_rng([int(self.seed), DROPOUT_STREAM, *map(int, step)])
 
     def session_backward(self, dz_h, cache):
         """Backward pass of :meth:`session_forward`.
@@ -185,6 +280,14 @@ class SRIEM:
         demb : array of shape ``(*items.shape, d)``, their embeddings' gradient
         grads : dict with every key of ``params`` except "E"
         """
+        items, demb, grads = self._session_backward_to_dropout(dz_h, cache)
+        if cache.get("dropout") is not None:  # SR-IEM+: the embeddings' dropout
+            (demb,) = layers.dropout_backward(demb, cache["dropout"])
+        return items, demb, grads
+
+    def _session_backward_to_dropout(self, dz_h, cache):
+        """:meth:`_session_backward_to_emb` without the dropout's backward (the same
+        without dropout): ``demb`` is the gradient of the embeddings after the dropout."""
         if "kernel" in cache:
             return self._iem_session_backward(dz_h, cache)
         _, backward = MODULES[self.importance_name]
@@ -197,7 +300,7 @@ class SRIEM:
             grads["b0"] = db0
         return cache["emb"][0], demb, grads
 
-    def _session_forward_fast(self, item_seq, item_seq_len):
+    def _session_forward_fast(self, item_seq, item_seq_len, step=None, table=None):
         """:meth:`session_forward` as backend "numba" computes it.
 
         SR-IEM's importance module goes through its kernels
@@ -205,11 +308,13 @@ class SRIEM:
         backward needs, not the layers' caches that :meth:`session_forward`
         returns for a reader to inspect. Other modules use the layers.
         """
+        if table is None:
+            table, _ = self.item_table()
         if self.importance_name == "iem":
-            return self._iem_session_forward(item_seq, item_seq_len)
-        return self.session_forward(item_seq, item_seq_len)
+            return self._iem_session_forward(item_seq, item_seq_len, step, table)
+        return self.session_forward(item_seq, item_seq_len, step, table)
 
-    def _iem_session_forward(self, item_seq, item_seq_len):
+    def _iem_session_forward(self, item_seq, item_seq_len, step, table):
         """:meth:`session_forward` of SR-IEM with :func:`minisriem.kernels.iem_pool_forward`.
 
         On the N real positions only (no padding): one product
@@ -217,11 +322,17 @@ class SRIEM:
         eq. (1)-(6) and the last item, and the fusion product of eq. (7).
         """
         p = self.params
-        items = item_seq[layers.valid_mask(item_seq_len, item_seq.shape[1])]  # N
-        emb = p["E"][items]  # N,d
+        valid = layers.valid_mask(item_seq_len, item_seq.shape[1])  # B,L
+        items = item_seq[valid]  # N
+        emb = table[items]  # N,d
+        mask, rng = None, self.dropout_rng(step)
+        if rng is not None:  # the mask of session_forward's (B, L, d) draw, real positions
+            mask = layers.dropout_mask((*valid.shape, self.d), self.dropout, rng, emb.dtype)
+            mask = mask[valid]  # N,d
+            emb = emb * mask
         Wqk = np.concatenate([p["Wq"], p["Wk"]], axis=1)  # d,2l
         zcat, pool_cache = kernels.iem_pool_forward(
-            emb @ Wqk, emb, item_seq_len, self.variant, item_seq.shape[1]
+            emb @ Wqk, emb, item_seq_len, self.iem_form, item_seq.shape[1]
         )
         z_h = zcat @ p["W0"].T  # B,d, eq. (7)
         if "b0" in p:
@@ -229,6 +340,7 @@ class SRIEM:
         cache = {
             "beta": pool_cache["beta"],
             "emb": (item_seq, p["E"].shape),  # as layers.embedding_forward's cache
+            "dropout": mask,
             "kernel": (items, emb, Wqk, zcat, pool_cache),
         }
         return z_h, cache
@@ -249,8 +361,15 @@ class SRIEM:
         return items, demb, grads
 
     # ------------------------------------------------------------------
-    def loss_and_grads(self, item_seq, item_seq_len, targets):
+    def loss_and_grads(self, item_seq, item_seq_len, targets, step=None):
         """Mean cross-entropy of the batch (eq. 9-10, no L2) and its gradients.
+
+        Parameters
+        ----------
+        item_seq, item_seq_len, targets : the batch
+        step : None, or the training step (int or tuple of ints) that seeds the
+            dropout masks (see :meth:`dropout_rng`); None: no dropout. The
+            trainer passes ``(epoch, batch)``; the same step, the same masks.
 
         Returns
         -------
@@ -259,18 +378,22 @@ class SRIEM:
         """
         item_seq, item_seq_len, targets = self._check_batch(item_seq, item_seq_len, targets)
         if self.backend == "numba":
-            return self._loss_and_grads_numba(item_seq, item_seq_len, targets)
-        z_h, cache = self.session_forward(item_seq, item_seq_len)
-        scores, sc_cache = layers.scores_forward(z_h, self.params["E"])  # B,n
+            return self._loss_and_grads_numba(item_seq, item_seq_len, targets, step)
+        table, table_cache = self.item_table()  # E, or its normalised rows (SR-IEM+)
+        z_h, cache = self.session_forward(item_seq, item_seq_len, step, table)
+        q, q_cache = self.score_vector(z_h)  # z_h, or scale * z_h / |z_h| (SR-IEM+)
+        scores, sc_cache = layers.scores_forward(q, table)  # B,n
         loss, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
         dscores = layers.softmax_cross_entropy_backward(1.0, ce_cache)  # B,n
-        dz_h, dE = layers.scores_backward(dscores, sc_cache)
-        grads = self.session_backward(dz_h, cache)
+        dq, dE = layers.scores_backward(dscores, sc_cache)
+        grads = self.session_backward(self.score_vector_backward(dq, q_cache), cache)
         dE += grads["E"]
+        if table_cache is not None:
+            (dE,) = layers.l2_normalize_backward(dE, table_cache)
         grads["E"] = dE
         return loss, {k: grads[k] for k in self.params}
 
-    def _loss_and_grads_numba(self, item_seq, item_seq_len, targets):
+    def _loss_and_grads_numba(self, item_seq, item_seq_len, targets, step=None):
         """:meth:`loss_and_grads` with the kernels, without (B, n) or (n+1, d) temporaries.
 
         The item-sized work (three B x d x n products, the softmax over all
@@ -280,6 +403,11 @@ class SRIEM:
         session part's backward follows; pass 2 is ``grads["E"]``, an
         :class:`minisriem.kernels.ItemGradient` that ``Adam.step`` applies
         block by block. Both passes split the items over threads.
+
+        With normalised scoring (``scale > 0``) the passes run on the normalised
+        rows and ``scale * z_h / |z_h|``, and ``grads["E"]`` takes each block of
+        the normalised rows' gradient back through the normalisation (its
+        ``through``) before Adam applies it.
         """
         E = self.params["E"]
         B, n = item_seq.shape[0], self.n_items
@@ -287,22 +415,25 @@ class SRIEM:
         self.workspace.advance()  # a previous grads["E"] still held copies its P out
         P = self.workspace.get("P", (B * n,), self.dtype)
         target_idx = np.asarray(targets, dtype=np.int64) - 1
+        table, table_cache = self.item_table()
         with kernels.blas_single_thread():
-            z_h, cache = self._session_forward_fast(item_seq, item_seq_len)  # B,d
-            z_h = np.ascontiguousarray(z_h, dtype=self.dtype)
-            loss, dz_h, row_scale = kernels.item_pass_forward(
-                z_h, E[1:], target_idx, P, parts, block
+            z_h, cache = self._session_forward_fast(item_seq, item_seq_len, step, table)  # B,d
+            q, q_cache = self.score_vector(z_h)
+            q = np.ascontiguousarray(q, dtype=self.dtype)
+            loss, dq, row_scale = kernels.item_pass_forward(
+                q, table[1:], target_idx, P, parts, block
             )
+            dz_h = self.score_vector_backward(dq, q_cache)
             looked_up, demb, grads = self._session_backward_to_emb(dz_h, cache)
         items, rows = kernels.lookup_rows(looked_up, demb)
         grads["E"] = kernels.ItemGradient(
-            P, z_h, target_idx, row_scale, items, rows, E.shape, parts, block
+            P, q, target_idx, row_scale, items, rows, E.shape, parts, block, table_cache
         )
         self.workspace.share(grads["E"])
         return loss, {k: grads[k] for k in self.params}
 
     def scores(self, item_seq, item_seq_len, out=None):
-        """Scores of every item for every session, eq. (8).
+        """Scores of every item for every session, eq. (8) (``scale * cos`` with ``scale > 0``).
 
         Parameters
         ----------
@@ -315,16 +446,17 @@ class SRIEM:
         scores : array of shape (B, n); column ``j`` is item ``j + 1``
         """
         item_seq, item_seq_len, _ = self._check_batch(item_seq, item_seq_len)
+        table, _ = self.item_table()
         if self.backend == "numpy" and out is None:
-            z_h, _ = self.session_forward(item_seq, item_seq_len)
-            scores, _ = layers.scores_forward(z_h, self.params["E"])
+            z_h, _ = self.session_forward(item_seq, item_seq_len, table=table)
+            scores, _ = layers.scores_forward(self.score_vector(z_h)[0], table)
             return scores
         if out is None:
             out = np.empty((item_seq.shape[0], self.n_items), dtype=self.dtype)
         with kernels.blas_single_thread():
-            z_h, _ = self._session_forward_fast(item_seq, item_seq_len)
-            z_h = np.ascontiguousarray(z_h, dtype=self.dtype)
-            return kernels.matmul_items(z_h, self.params["E"][1:].T, out, split="b_rows")
+            z_h, _ = self._session_forward_fast(item_seq, item_seq_len, table=table)
+            q = np.ascontiguousarray(self.score_vector(z_h)[0], dtype=self.dtype)
+            return kernels.matmul_items(q, table[1:].T, out, split="b_rows")
 
     def rank_topk(self, item_seq, item_seq_len, targets, k=20):
         """Rank of each true next item among all ``n`` items, and the top ``k`` items.
@@ -369,8 +501,17 @@ class SRIEM:
         return cache["beta"]
 
     def __repr__(self):
+        plus = "".join(
+            f", {name}={value!r}"
+            for name, value, off in (
+                ("scale", self.scale, 0.0),
+                ("dropout", self.dropout, 0.0),
+                ("affinity", self.affinity, "variant"),
+            )
+            if value != off
+        )
         return (
             f"SRIEM(n_items={self.n_items}, d={self.d}, l={self.l}, "
             f"variant={self.variant!r}, importance={self.importance_name!r}, "
-            f"dtype={self.dtype.name}, backend={self.backend!r})"
+            f"dtype={self.dtype.name}, backend={self.backend!r}{plus})"
         )

@@ -16,9 +16,10 @@ import sys
 from dataclasses import fields
 
 from minisriem import cli
-from minisriem.config import Config, Limits, TrainOptions, option_name
+from minisriem.config import PRESETS, Config, Limits, TrainOptions, option_name
 
 DATASETS = ("synthetic", "diginetica", "yoochoose1_64", "yoochoose1_4", "custom")
+FIELDS = {f.name: f for f in fields(Config) + fields(TrainOptions)}
 
 
 def build_parser():
@@ -41,6 +42,17 @@ def build_parser():
     cli.add_settings(
         p.add_argument_group("model"), Config, ["d", "l", "L", "variant", "importance"]
     )
+    plus = p.add_argument_group(
+        "SR-IEM+ (each addition off by default; --preset sriem-plus turns on the recommended set)"
+    )
+    plus.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="a named set of settings; options given explicitly override it. sriem-plus: "
+        + " ".join(f"{option_name(FIELDS[k])} {v}" for k, v in PRESETS["sriem-plus"].items()),
+    )
+    cli.add_settings(plus, Config, ["scale", "dropout", "affinity"])
     opt = p.add_argument_group("optimisation")
     cli.add_settings(opt, Config, ["lr", "lr_decay", "lr_step", "l2", "batch_size"])
     cli.add_settings(
@@ -66,6 +78,24 @@ def build_parser():
     return p
 
 
+def apply_preset(args, argv):
+    """Fill in ``args.preset``'s settings, except those given explicitly in ``argv``.
+
+    An option is explicit when parsing ``argv`` again with every default
+    replaced by a marker yields something other than the marker.
+    """
+    if args.preset is None:
+        return args
+    unset = object()
+    probe = build_parser()
+    probe.set_defaults(**{name: unset for name in vars(args)})
+    given = probe.parse_args(argv)
+    for name, value in PRESETS[args.preset].items():
+        if getattr(given, name) is unset:
+            setattr(args, name, value)
+    return args
+
+
 def settings_given(args):
     """The model and training settings of the command line, as keyword settings."""
     return {**cli.given_settings(args, Config), **cli.given_settings(args, TrainOptions)}
@@ -86,7 +116,7 @@ def warn_ignored_on_resume(args):
 
 def main(argv=None):
     """Run the command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = apply_preset(build_parser().parse_args(argv), argv)
 
     def body():
         from minisriem.workflow import train

@@ -69,8 +69,10 @@ class Examples:
 
 
 def model_name(config):
-    """The paper's name for a model: "SR-IEM", or "SR-STAMP" / "SR-SAT" for the variants."""
-    return f"SR-{config.importance.upper()}"
+    """The paper's name for a model: "SR-IEM", or "SR-STAMP" / "SR-SAT" for the variants;
+    "SR-IEM+" (issue #12) when an addition of SR-IEM+ is on."""
+    plus = config.scale > 0 or config.dropout > 0 or config.affinity != "variant"
+    return f"SR-{config.importance.upper()}" + ("+" if plus else "")
 
 
 def epoch_batches(n_examples, batch_size, seed, epoch, shuffle=True):
@@ -248,6 +250,9 @@ class Trainer:
             seed=self.options.seed,
             dtype=np.float32,
             importance=c.importance,
+            scale=c.scale,
+            dropout=c.dropout,
+            affinity=c.affinity,
         )
 
     # ------------------------------------------------------------------
@@ -446,10 +451,17 @@ class Trainer:
         """One Adam step on the fit examples ``idx`` (B,); returns the batch's mean loss.
 
         A NaN or infinite loss is returned without touching the parameters.
+        Dropout masks (SR-IEM+) are drawn from the seed and the position
+        ``(epoch, step)`` of the phase, not the run's global step, so that a
+        refit equals a fresh run on every training session for E* epochs.
         """
+        position = (self.state["epoch"], self.state["step"])
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             loss, grads = self.model.loss_and_grads(
-                self.fit.item_seq[idx], self.fit.item_seq_len[idx], self.fit.targets[idx]
+                self.fit.item_seq[idx],
+                self.fit.item_seq_len[idx],
+                self.fit.targets[idx],
+                position,
             )
         if math.isfinite(loss):
             self.adam.step(self.model.params, grads)

@@ -122,6 +122,14 @@ def facts_13(out):
     assert re.search(r"RESULT gain mean=\S+ std=\S+ min=\S+ seeds=1", out)
 
 
+def facts_14(out):
+    all_below(r"RESULT model_gradcheck max=(\S+)", out, 1e-6)
+    for data in ("synthetic", "skewed"):
+        m = re.search(rf"RESULT {data} popularity dot=(\S+) norm=(\S+) ratio=(\S+)", out)
+        assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0, data
+    assert "dx . y = 0 in every row (the gradient is orthogonal to the row): True" in out
+
+
 FACTS = {name[:2]: globals()[f"facts_{name[:2]}"] for name in STEPS}
 FIGURES = {
     "01": ["01_lengths.png"],
@@ -137,7 +145,7 @@ FIGURES = {
 
 
 def test_every_step_is_numbered_and_tested():
-    assert [s[:2] for s in STEPS] == [f"{i:02d}" for i in range(1, 14)]
+    assert [s[:2] for s in STEPS] == [f"{i:02d}" for i in range(1, 15)]
     assert set(FACTS) == {s[:2] for s in STEPS}
 
 
@@ -246,6 +254,16 @@ def wrong_iem_backward(dz_l, cache):  # forgets that emb also feeds Q and K
     _, dWq, _ = layers.linear_backward(dQ, q_lin)
     _, dWk, _ = layers.linear_backward(dK, k_lin)
     return demb, {"Wq": dWq, "Wk": dWk}
+
+
+def l2_normalize_backward_without_projection(dy, cache):  # forgets that |x| depends on x
+    y, norm = cache
+    return (dy / norm,)
+
+
+def l2_normalize_backward_times_norm(dy, cache):  # multiplies by |x| instead of dividing
+    y, norm = cache
+    return ((dy - y * (dy * y).sum(axis=-1, keepdims=True)) * norm,)
 
 
 def lib_model_loss_and_grads(model, item_seq, item_seq_len, targets):
@@ -368,6 +386,11 @@ CHECKS = [
     ),
     ("check_noise_lowest_share", (common.noise_lowest_share,), [(argmin_over_padding,)]),
     ("check_beta_ratio_bound", (beta_ratio_bound_solution,), [(beta_ratio_bound_without_t,)]),
+    (
+        "check_l2_normalize_backward",
+        (layers.l2_normalize_backward,),
+        [(l2_normalize_backward_without_projection,), (l2_normalize_backward_times_norm,)],
+    ),
 ]
 
 

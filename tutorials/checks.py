@@ -52,6 +52,7 @@ __all__ = [
     "check_embedding_scatter_add",
     "check_noise_lowest_share",
     "check_beta_ratio_bound",
+    "check_l2_normalize_backward",
 ]
 
 TOL = 1e-6  # largest accepted relative error of a gradient
@@ -749,3 +750,25 @@ def check_beta_ratio_bound(beta_ratio_bound):
                     f"{want!r}. Find the range of C_ij, then of alpha_i (how many terms, "
                     "divided by what?), then beta_i / beta_j = exp(alpha_i - alpha_j)."
                 )
+
+
+# --------------------------------------------------------------------------
+# step 14: normalised scoring (NISER)
+# --------------------------------------------------------------------------
+def check_l2_normalize_backward(backward, forward=layers.l2_normalize_forward):
+    """Check ``l2_normalize_backward(dy, cache) -> (dx,)`` of ``y = x / |x|`` per row."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((3, 4, 5))
+    norm = np.sqrt((x * x).sum(axis=-1, keepdims=True) + 1e-12)
+    _same("forward(x)[0]", forward(x)[0], x / norm)
+
+    def known_mistakes(dx):
+        y = x / norm
+        if np.abs((dx * y).sum(axis=-1)).max() > 1e-8:
+            raise AssertionError(
+                "dx is not orthogonal to y in every row: y only holds x's direction, so "
+                "moving x along itself changes nothing. Remove the part of dy along y: "
+                "dx = (dy - y * sum(dy * y)) / |x|"
+            )
+
+    _gradcheck("l2_normalize_backward", forward, backward, [x], {0: 0}, rng, ["x"], known_mistakes)

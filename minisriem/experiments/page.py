@@ -141,6 +141,8 @@ def table2_rows(dataset, state, state_dir=None):
     for group, spec in GROUPS.items():
         if spec["kind"] not in ("baseline", "model") or group.startswith("probe-"):
             continue
+        if spec.get("ablation"):  # the ablation table's, not Table 2's
+            continue
         label = spec["label"]
         if spec["kind"] == "baseline":
             for _, r in _records(state, group):
@@ -293,6 +295,55 @@ def probes_table(dataset, state):
     )
 
 
+def ablation_table(state):
+    """SR-IEM+ beside its ablation runs (each addition off in turn), seed 0; "" when none ran.
+
+    Each run's refit where it is done, its phase 1 (validation-selected) otherwise; Δ is
+    the ablation minus SR-IEM+ under the same protocol, in points.
+    """
+
+    def seed0(group):
+        """``{protocol: record}`` of the group's seed-0 runs, refit first."""
+        out = {}
+        for refit, protocol in ((True, "refit"), (False, "validation-selected")):
+            for _, r in _records(state, group, refit=refit):
+                if r["settings"].get("seed", 0) == 0:
+                    out[protocol] = r
+        return out
+
+    runs = []
+    for group, spec in GROUPS.items():
+        if spec.get("ablation") and seed0(group):
+            protocol, r = next(iter(seed0(group).items()))
+            runs.append((spec["label"], protocol, r))
+    if not runs:
+        return ""
+    full = seed0("sriem-plus")
+    lines = [
+        "| run | protocol | R@20 | MRR@20 | Δ R@20 | Δ MRR@20 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for protocol, r in full.items():
+        lines.append(
+            f"| {GROUPS['sriem-plus']['label']} (every addition) | {PROTOCOL_TEXT[protocol]} | "
+            f"{pct(r['test']['Recall@20'])} | {pct(r['test']['MRR@20'])} | | |"
+        )
+    for label, protocol, r in runs:
+        delta = ("", "")
+        if protocol in full:
+            base = full[protocol]["test"]
+            delta = tuple(f"{100 * (r['test'][k] - base[k]):+.2f}" for k in ("Recall@20", "MRR@20"))
+        lines.append(
+            f"| {label} | {PROTOCOL_TEXT[protocol]} | {pct(r['test']['Recall@20'])} | "
+            f"{pct(r['test']['MRR@20'])} | {delta[0]} | {delta[1]} |"
+        )
+    return (
+        "\n".join(lines)
+        + "\n\nSeed 0. Δ: the ablation minus SR-IEM+ (every addition) under the same "
+        "protocol, in points; a negative Δ is what the addition switched off was worth."
+    )
+
+
 def knn_note(state_dir):
     """V-SKNN beside the figures session-rec publishes, and how their protocol differs."""
     for method, rec in knn_results(state_dir):
@@ -405,7 +456,7 @@ def fig2(dataset, state, path):
     import matplotlib.pyplot as plt
 
     series = []
-    for group in ("sriem-paper", "sriem-official", "spop", "itemknn"):
+    for group in ("sriem-paper", "sriem-official", "sriem-plus", "spop", "itemknn"):
         recs = _figure_records(state, group)
         if recs and "by_length" in recs[0]:
             series.append((GROUPS[group]["label"], _length_series(recs)))
@@ -752,6 +803,15 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench, state_dir=None):
     probes = probes_table(dataset, state)
     if probes:
         parts.append("### Probes of the gap to the paper\n\n" + probes)
+    ablation = ablation_table(state)
+    if ablation:
+        parts.append(
+            "### Ablation of SR-IEM+\n\n"
+            "SR-IEM+ is SR-IEM (paper) with normalised scoring (NISER), dropout on the "
+            "looked-up embeddings and a learnable importance form "
+            "(`python -m minisriem.train --preset sriem-plus`); each row below switches one "
+            "addition off.\n\n" + ablation
+        )
     parts.append("### Table 3: time\n\n" + table3(dataset, state, bench))
     curves = curves_table(state)
     if curves:

@@ -7,6 +7,11 @@ into runs, each an ordinary trainer run or an in-process baseline.
 
 import shlex
 
+from minisriem.config import PRESETS
+
+PLUS = PRESETS["sriem-plus"]
+"""SR-IEM+'s settings (issue #12), the same as ``python -m minisriem.train --preset sriem-plus``."""
+
 GROUPS = {
     "spop": {"kind": "baseline", "label": "S-POP"},
     "itemknn": {"kind": "baseline", "label": "Item-KNN"},
@@ -19,6 +24,40 @@ GROUPS = {
     "sr-stamp": {"kind": "model", "label": "SR-STAMP", "variant": "paper", "importance": "stamp"},
     "sr-sat": {"kind": "model", "label": "SR-SAT", "variant": "paper", "importance": "sat"},
     "timing": {"kind": "timing", "label": "Table 3 timing"},
+    # Beyond the paper (issue #12), only when named in --runs: SR-IEM+ once per seed, and
+    # its ablation (one seed; meant for DIGINETICA), each addition switched off in turn.
+    "sriem-plus": {
+        "kind": "model",
+        "label": "SR-IEM+",
+        "variant": "paper",
+        "settings": dict(PLUS),
+        "all_seeds": True,
+        "optional": True,
+    },
+    "plus-no-norm": {
+        "kind": "model",
+        "label": "SR-IEM+ without normalised scoring",
+        "variant": "paper",
+        "settings": {**PLUS, "scale": 0.0},
+        "ablation": True,
+        "optional": True,
+    },
+    "plus-no-dropout": {
+        "kind": "model",
+        "label": "SR-IEM+ without embedding dropout",
+        "variant": "paper",
+        "settings": {**PLUS, "dropout": 0.0},
+        "ablation": True,
+        "optional": True,
+    },
+    "plus-paper-importance": {
+        "kind": "model",
+        "label": "SR-IEM+ with the paper's importance (eq. 1-4)",
+        "variant": "paper",
+        "settings": {**PLUS, "affinity": "paper"},
+        "ablation": True,
+        "optional": True,
+    },
     # Probes: only when named in --runs, never in the default plan.
     "sriem-all-train": {
         "kind": "model",
@@ -48,7 +87,7 @@ GROUPS = {
         "optional": True,
     },
 }
-TIMED_GROUPS = ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat")
+TIMED_GROUPS = ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat", "sriem-plus")
 """The models Table 3 times, with the settings of their runs."""
 ONLY = {
     "baselines": [g for g, v in GROUPS.items() if v["kind"] == "baseline"],
@@ -62,8 +101,8 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
     Parameters
     ----------
     groups : list of str, keys of :data:`GROUPS`
-    seeds : list of int; "sriem-paper" runs once per seed, other models once
-        with the first seed
+    seeds : list of int; "sriem-paper" and "sriem-plus" run once per seed, other
+        models once with the first seed
     epochs : int, the most epochs of every model run
     overrides : dict, further trainer settings (``d``, ``l``, ``batch_size``,
         ``patience``), recorded with each run
@@ -108,7 +147,7 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
                 }
             )
             continue
-        for seed in seeds if group == "sriem-paper" else seeds[:1]:
+        for seed in seeds if group == "sriem-paper" or spec.get("all_seeds") else seeds[:1]:
             settings = {
                 "variant": spec["variant"],
                 "importance": spec.get("importance", "iem"),

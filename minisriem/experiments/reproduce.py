@@ -26,6 +26,11 @@ probe-whole-sessions, probe-released-loader
                 or with batch 256 and no shuffling
 probe-ties      a probe, only when named: the refit seed-0 model's scores
                 ranked under three tie rules (no training)
+sriem-plus      only when named: SR-IEM+ (issue #12; ``train --preset
+                sriem-plus``), once per seed, a Table 2 row "SR-IEM+"
+plus-no-norm, plus-no-dropout, plus-paper-importance
+                only when named (DIGINETICA, one seed): SR-IEM+ with one
+                addition switched off, for the page's ablation table
 ==============  ==============================================================
 
 Each seed of a model group is two runs, the refit protocol's two phases:
@@ -141,7 +146,9 @@ def build_parser():
     p.add_argument(
         "--only", choices=sorted(ONLY), default=None, help="run only the baselines or the models"
     )
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of SR-IEM (paper)")
+    p.add_argument(
+        "--seeds", default="0,1,2", help="comma-separated seeds of SR-IEM (paper) and SR-IEM+"
+    )
     cli.add_settings(
         p, TrainOptions, ["epochs", "patience"], defaults={"epochs": None, "patience": None}
     )

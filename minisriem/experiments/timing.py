@@ -97,7 +97,12 @@ def run_timing(run, ds, plan, threads=None, log=print):
     for group in TIMED_GROUPS:
         spec = GROUPS[group]
         config, options = split_settings(
-            {**settings, "variant": spec["variant"], "importance": spec.get("importance", "iem")}
+            {
+                **settings,
+                "variant": spec["variant"],
+                "importance": spec.get("importance", "iem"),
+                **spec.get("settings", {}),
+            }
         )
         trainers[group] = Trainer(
             config,
