@@ -1346,7 +1346,7 @@ def l2_normalize_rows_backward(dy, cache):
     return (dx,)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _row_dot(a, b):
     """``a . b`` of two rows, in eight running sums (lanes) so that it vectorises: one
     running sum is a chain of dependent additions, four times slower here."""
@@ -1362,7 +1362,7 @@ def _row_dot(a, b):
     return total
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _l2_normalize_rows_loop(x, eps, y, norm):
     for i in prange(x.shape[0]):
         r = x.dtype.type(np.sqrt(_row_dot(x[i], x[i]) + eps))
@@ -1372,7 +1372,7 @@ def _l2_normalize_rows_loop(x, eps, y, norm):
             y[i, c] = x[i, c] * inv
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _l2_normalize_rows_backward_loop(dy, y, norm, dx):
     for i in prange(y.shape[0]):
         s = _row_dot(dy[i], y[i])
@@ -1383,7 +1383,7 @@ def _l2_normalize_rows_backward_loop(dy, y, norm, dx):
 
 # The serial twin of the loop above, on one block of rows (ItemGradient.adam_step's
 # threads); ``dx`` may be ``dy`` itself: each row is read before it is written.
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _l2_rows_backward_serial(dy, y, norm, dx):
     for i in range(y.shape[0]):
         s = _row_dot(dy[i], y[i])
