@@ -172,7 +172,7 @@ class SRIEM:
             embedding-lookup part (the scoring part is added by the caller)
         """
         items, demb, grads = self._session_backward_to_emb(dz_h, cache)
-        grads["E"] = layers.embedding_backward(demb, (items, self.params["E"].shape))
+        (grads["E"],) = layers.embedding_backward(demb, (items, self.params["E"].shape))
         return grads
 
     def _session_backward_to_emb(self, dz_h, cache):
@@ -189,7 +189,7 @@ class SRIEM:
             return self._iem_session_backward(dz_h, cache)
         _, backward = MODULES[self.importance_name]
         dz_l, dz_s, dW0, db0 = layers.fusion_backward(dz_h, cache["fusion"])
-        demb = layers.last_item_backward(dz_s, cache["last"])  # B,L,d
+        (demb,) = layers.last_item_backward(dz_s, cache["last"])  # B,L,d
         demb_imp, grads = backward(dz_l, cache["importance"])
         demb += demb_imp
         grads["W0"] = dW0
@@ -229,13 +229,15 @@ class SRIEM:
         cache = {
             "beta": pool_cache["beta"],
             "emb": (item_seq, p["E"].shape),  # as layers.embedding_forward's cache
-            "kernel": (items, emb, Wqk, zcat, pool_cache),
+            # items (N,), emb (N, d), Wqk (d, 2l), zcat (B, 2d), the kernel's own cache
+            "kernel": {"items": items, "emb": emb, "Wqk": Wqk, "zcat": zcat, "pool": pool_cache},
         }
         return z_h, cache
 
     def _iem_session_backward(self, dz_h, cache):
         """:meth:`_session_backward_to_emb` of :meth:`_iem_session_forward`."""
-        items, emb, Wqk, zcat, pool_cache = cache["kernel"]
+        k = cache["kernel"]
+        items, emb, Wqk, zcat, pool_cache = k["items"], k["emb"], k["Wqk"], k["zcat"], k["pool"]
         dzcat = dz_h @ self.params["W0"]  # B,2d
         grads = {"W0": dz_h.T @ zcat}  # d,2d
         if "b0" in self.params:
@@ -263,7 +265,7 @@ class SRIEM:
         z_h, cache = self.session_forward(item_seq, item_seq_len)
         scores, sc_cache = layers.scores_forward(z_h, self.params["E"])  # B,n
         loss, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
-        dscores = layers.softmax_cross_entropy_backward(1.0, ce_cache)  # B,n
+        (dscores,) = layers.softmax_cross_entropy_backward(1.0, ce_cache)  # B,n
         dz_h, dE = layers.scores_backward(dscores, sc_cache)
         grads = self.session_backward(dz_h, cache)
         dE += grads["E"]

@@ -88,7 +88,7 @@ def test_softmax_xent_matches_the_layers(dtype):
     scores = random_scores(rng, 6, 40, dtype)
     targets = rng.integers(0, 40, 6)
     loss_ref, cache = layers.softmax_cross_entropy_forward(scores, targets)
-    dscores_ref = layers.softmax_cross_entropy_backward(1.0, cache)
+    (dscores_ref,) = layers.softmax_cross_entropy_backward(1.0, cache)
     got = scores.copy()
     assert kernels.softmax_xent_inplace(got, targets) == pytest.approx(loss_ref, rel=1e-5)
     np.testing.assert_allclose(got, dscores_ref, **TOL[dtype])
@@ -241,7 +241,7 @@ def test_embedding_scatter_add_matches_twin(dtype):
     np.testing.assert_array_equal(dE[0], 0)  # padding never gets gradient
     # and against the layer's own backward (a third formulation)
     _, cache = layers.embedding_forward(np.zeros((n + 1, d), dtype), item_seq)
-    dE_layer = layers.embedding_backward(demb, cache)
+    (dE_layer,) = layers.embedding_backward(demb, cache)
     fresh = np.zeros((n + 1, d), dtype)
     kernels.embedding_scatter_add(fresh, item_seq, demb)
     np.testing.assert_allclose(fresh, dE_layer, **TOL[dtype])
