@@ -10,6 +10,7 @@ kernel (its twin: the name + ``_numpy``)
 ``softmax_xent_inplace``       loss of eq. (9)-(10) and ``dscores`` in place;
                                ``SRIEM.loss_and_grads``
 ``rank_topk``                  the target's rank and the top-k items; evaluation
+``topk``                       the top-k items alone; ``SRIEM.topk`` (recommending)
 ``adam_step``                  one Adam update with coupled L2, in place; ``Adam.step``
 ``embedding_scatter_add``      ``dE[x] += demb`` for every looked-up item;
                                ``SRIEM.loss_and_grads``
@@ -68,6 +69,8 @@ __all__ = [
     "softmax_xent_inplace_numpy",
     "rank_topk",
     "rank_topk_numpy",
+    "topk",
+    "topk_numpy",
     "adam_step",
     "adam_step_numpy",
     "embedding_scatter_add",
@@ -256,8 +259,37 @@ def rank_topk_numpy(scores, target_idx, k):
     B = scores.shape[0]
     target_score = scores[np.arange(B), target_idx][:, None]
     rank = 1 + (scores > target_score).sum(axis=1)
-    topk = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return rank.astype(np.int64), topk.astype(np.int64)
+    return rank.astype(np.int64), topk_numpy(scores, k)
+
+
+def topk_numpy(scores, k):
+    """The top-k columns of each row, best first, ties broken by the lower column.
+
+    Parameters
+    ----------
+    scores : float array of shape (B, n), no NaN
+    k : int, 1 <= k <= n
+
+    Returns
+    -------
+    topk : int64 array of shape (B, k)
+    """
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
+
+
+def topk(scores, k):
+    """Numba kernel of :func:`topk_numpy` (same arguments and result).
+
+    The top-k pass of :func:`rank_topk` without a target: per row, in
+    parallel over rows, a small sorted buffer of the best ``k`` seen so far.
+    """
+    scores = np.ascontiguousarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a (B, n) array, got shape {scores.shape}")
+    k = int(k)
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k must be in 1..{scores.shape[1]}, got {k}")
+    return _topk_loop(scores, k)
 
 
 def rank_topk(scores, target_idx, k):
@@ -299,6 +331,16 @@ def _topk_of_row(row, cols, best):
         cols[pos] = j
         if size < k:
             size += 1
+
+
+@njit(parallel=True, cache=True)
+def _topk_loop(scores, k):
+    B = scores.shape[0]
+    topk = np.empty((B, k), dtype=np.int64)
+    best = np.empty((B, k), dtype=scores.dtype)  # per-row scratch
+    for b in prange(B):
+        _topk_of_row(scores[b], topk[b], best[b])
+    return topk
 
 
 @njit(parallel=True, cache=True)

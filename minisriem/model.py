@@ -351,6 +351,27 @@ class SRIEM:
             rank, topk = kernels.rank_topk_numpy(scores, targets - 1, k)
         return rank, topk + 1
 
+    def topk(self, item_seq, item_seq_len, k=20, return_scores=False):
+        """The ``k`` best-scored items of each session: what to recommend.
+
+        Parameters
+        ----------
+        item_seq, item_seq_len : the batch, as in :meth:`loss_and_grads`
+        k : int, 1 <= k <= n
+        return_scores : bool, also return the scores of those items
+
+        Returns
+        -------
+        topk : int64 array of shape (B, k), item ids 1..n, best first, ties
+            broken by the lower id (:func:`minisriem.kernels.topk`)
+        scores : array of shape (B, k), their scores (eq. 8); only with ``return_scores``
+        """
+        scores = self.scores(item_seq, item_seq_len)  # B,n
+        top = kernels.topk(scores, k) if self.backend == "numba" else kernels.topk_numpy(scores, k)
+        if return_scores:
+            return top + 1, np.take_along_axis(scores, top, axis=1)
+        return top + 1
+
     def item_weights(self, item_seq, item_seq_len):
         """The weight each item of each session receives from the importance module.
 

@@ -27,7 +27,6 @@ from data_tools import load_dataset, split_validation
 from minisriem import checkpoint
 from minisriem.checkpoint import SavedModel, load_model
 from minisriem.config import Config, TrainOptions
-from minisriem.kernels import rank_topk
 from minisriem.metrics import (
     KS,
     MAX_LENGTH,
@@ -637,14 +636,13 @@ def recommend_sessions(model, sessions, k=20, batch_size=256, warn=True):
         item_seq_len = np.array([len(ids) for ids, _ in chunk], dtype=np.int32)  # B
         for b, (ids, _) in enumerate(chunk):
             item_seq[b, : len(ids)] = ids
-        scores = saved.model.scores(item_seq, item_seq_len)  # B,n
+        top, top_scores = saved.model.topk(item_seq, item_seq_len, k, return_scores=True)  # B,k
         beta = saved.model.item_weights(item_seq, item_seq_len)  # B,L
-        _, top = rank_topk(scores, np.zeros(len(chunk), dtype=np.int64), k)  # B,k
         for b, (ids, unknown) in enumerate(chunk):
             results.append(
                 Recommendation(
-                    items=[int(x) for x in saved.item_ids[top[b] + 1]],
-                    scores=_floats(scores[b, top[b]]),
+                    items=[int(x) for x in saved.item_ids[top[b]]],
+                    scores=_floats(top_scores[b]),
                     session=[int(x) for x in saved.item_ids[ids]],
                     importance=_floats(beta[b, : len(ids)]),
                     unknown=unknown,

@@ -173,6 +173,30 @@ def test_rank_topk_by_hand():
     np.testing.assert_array_equal(topk, [[1, 4, 0, 2, 3], [0, 1, 2, 3, 4], [1, 3, 4, 0, 2]])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["normal", "ties", "extreme"])
+@pytest.mark.parametrize("trial", range(3))
+def test_topk_matches_twin(dtype, kind, trial):
+    rng = np.random.default_rng(200 + trial)
+    B, n = int(rng.integers(1, 12)), int(rng.integers(1, 200))
+    scores = random_scores(rng, B, n, dtype, kind)
+    for k in sorted({1, min(5, n), min(20, n), n}):
+        topk = kernels.topk(scores, k)
+        assert topk.dtype == np.int64 and topk.shape == (B, k)
+        np.testing.assert_array_equal(topk, kernels.topk_numpy(scores, k))
+        # the same list as the ranking kernel's, whatever the target
+        np.testing.assert_array_equal(topk, kernels.rank_topk(scores, np.zeros(B, int), k)[1])
+
+
+def test_topk_by_hand():
+    scores = np.array([[0.5, 0.9, 0.5, 0.1, 0.9], [1.0, 1.0, 1.0, 1.0, 1.0]], dtype=np.float32)
+    np.testing.assert_array_equal(kernels.topk(scores, 3), [[1, 4, 0], [0, 1, 2]])  # ties: lower
+    with pytest.raises(ValueError, match="k must be"):
+        kernels.topk(scores, 0)
+    with pytest.raises(ValueError, match=r"\(B, n\)"):
+        kernels.topk(scores[0], 1)
+
+
 def test_rank_topk_rejects_bad_k():
     with pytest.raises(ValueError, match="k must be"):
         kernels.rank_topk(np.zeros((2, 5), np.float32), np.array([0, 1]), 6)
