@@ -512,7 +512,7 @@ def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512, max_m
         "model_name": model_name(saved.config),
         "popularity_rule": m.POPULARITY_RULE,
         "metrics": m.evaluation_metrics(ranks, topk, popularity, catalogue, ks),
-        "by_length": metrics_by_length(ranks, ds.test.lengths, ks, metrics=m.ranking_metrics),
+        "by_length": metrics_by_length(ranks, ds.test.lengths, ks),
         "popularity": m.evaluation_metrics(pop, pop_topk, popularity, catalogue, ks),
     }
 
