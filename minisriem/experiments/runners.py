@@ -114,7 +114,8 @@ def run_model(
     """
     from minisriem.checkpoint import load_model
     from minisriem.metrics import model_ranks, ranking_metrics, record_names
-    from minisriem.workflow import CONFIG_FILE, read_run_config, train
+    from minisriem.runs import CONFIG_FILE, read_run_config
+    from minisriem.workflow import train
 
     run_dir = os.path.join(out, run["name"])
     common = dict(
