@@ -516,23 +516,38 @@ def _table3_side_by_side(timing):
             f"{te:.1f} | {te / b_test:.2f} |"
         )
     torch = timing.get("torch")
-    if torch and torch.get("torch_step_ms"):
-        te = timing["test_examples"] / torch["torch_eval_ex_per_s"]
+    second = timing.get("torch_second_opinion")
+    for name, ref in (("PyTorch reference", torch), ("PyTorch second opinion", second)):
+        if not (ref and ref.get("torch_step_ms")):
+            continue
+        te = timing["test_examples"] / ref["torch_eval_ex_per_s"]
         for key, adam in (("torch_step_ms", "Adam"), ("torch_step_ms_fusedadam", "fused Adam")):
-            if torch.get(key):
-                tr = torch[key] / 1e3 * timing["batches_per_epoch"]
+            if ref.get(key):
+                tr = ref[key] / 1e3 * timing["batches_per_epoch"]
                 lines.append(
-                    f"| PyTorch reference ({adam}; torch {torch.get('torch', '?')}, "
-                    f"{torch.get('torch_threads', '?')} threads) | {tr:.1f} | "
+                    f"| {name} ({adam}; torch {ref.get('torch', '?')}, "
+                    f"{ref.get('torch_threads', '?')} threads) | {tr:.1f} | "
                     f"{tr / b_train:.2f} | {te:.1f} | {te / b_test:.2f} |"
                 )
+    if torch and torch.get("torch_step_ms") and torch.get("script"):
+        torch_note = (
+            f" The PyTorch reference, the project's own SR-IEM (`{torch['script']}`), ran in the "
+            "same command right after our rounds, on the same training and test examples; its "
+            "median step time and evaluation speed are scaled the same way."
+        )
+        if second and second.get("torch_step_ms"):
+            torch_note += (
+                " The second opinion (`../shared/bench/run_torch_reference.sh`) ran after it, "
+                "on synthetic batches of DIGINETICA's shape."
+            )
+    elif torch and torch.get("torch_step_ms"):  # a record of the shared reference only
         torch_note = (
             " The PyTorch reference (`../shared/bench/run_torch_reference.sh`) ran in the same "
             "command right after our rounds, on synthetic batches of DIGINETICA's shape; its "
             "median step time and evaluation speed are scaled the same way."
         )
     else:
-        torch_note = " The PyTorch reference was not run (its script was not found or failed)."
+        torch_note = " The PyTorch reference was not run (no Python with torch, or it failed)."
     threads = timing.get("threads") or "all"
     return (
         "\n".join(lines)
