@@ -1,4 +1,4 @@
-"""Table 3: the training step and test ranking of every model, timed side by side.
+"""Table 3: the training step and test ranking of every model, timed side by side, and its table.
 
 Each model of :data:`~minisriem.experiments.plan.TIMED_GROUPS` is built by
 the trainer with its run's settings; in each round every model does the same
@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 
 from minisriem.experiments.plan import GROUPS, TIMED_GROUPS
+from minisriem.experiments.records import finished_records
+from minisriem.experiments.state import is_done
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TORCH_SCRIPT = os.path.join("benchmarks", "torch_sriem.py")
@@ -271,3 +273,137 @@ def _time_torch(plan, trainer, test_rows, n_items, steps, threads, log):
             threads or os.cpu_count(),
             log,
         )
+
+
+# ----------------------------------------------------------------------
+# Table 3 on the page
+# ----------------------------------------------------------------------
+PAPER_TABLE3 = {"CSRM": (4.91, 18.62, 4.63, 19.32), "SR-GNN": (3.12, 2.89, 2.56, 2.75)}
+"""The paper's Table 3: training and test time relative to SR-IEM (YOOCHOOSE, then DIGINETICA)."""
+
+
+TABLE3_HEADER = [
+    "| method | training s / epoch | relative | test s (whole test set) | relative |",
+    "|---|---|---|---|---|",
+]
+
+
+def table3(dataset, state, bench):
+    timing = state["runs"].get("timing")
+    if is_done(timing):
+        return _table3_side_by_side(timing)
+    return _table3_from_runs(dataset, state, bench)
+
+
+def _paper_table3_note():
+    c, g = PAPER_TABLE3["CSRM"], PAPER_TABLE3["SR-GNN"]
+    return (
+        "The paper's Table 3 gives only CSRM and SR-GNN relative to SR-IEM (DIGINETICA: "
+        f"training {c[2]:.2f} and {g[2]:.2f}, test {c[3]:.2f} and {g[3]:.2f}); we have "
+        "neither model."
+    )
+
+
+def _table3_side_by_side(timing):
+    """Table 3 from the ``timing`` group: every model timed in one process, in rounds."""
+    models = timing["models"]
+    base = models["sriem-paper"]
+    b_train, b_test = base["train_epoch_seconds"], base["test_seconds"]
+    lines = list(TABLE3_HEADER)
+    for group, t in models.items():
+        tr, te = t["train_epoch_seconds"], t["test_seconds"]
+        lines.append(
+            f"| {GROUPS[group]['label']} | {tr:.1f} | {tr / b_train:.2f} | "
+            f"{te:.1f} | {te / b_test:.2f} |"
+        )
+    torch = timing.get("torch")
+    second = timing.get("torch_second_opinion")
+    for name, ref in (("PyTorch reference", torch), ("PyTorch second opinion", second)):
+        if not (ref and ref.get("torch_step_ms")):
+            continue
+        te = timing["test_examples"] / ref["torch_eval_ex_per_s"]
+        for key, adam in (("torch_step_ms", "Adam"), ("torch_step_ms_fusedadam", "fused Adam")):
+            if ref.get(key):
+                tr = ref[key] / 1e3 * timing["batches_per_epoch"]
+                lines.append(
+                    f"| {name} ({adam}; torch {ref.get('torch', '?')}, "
+                    f"{ref.get('torch_threads', '?')} threads) | {tr:.1f} | "
+                    f"{tr / b_train:.2f} | {te:.1f} | {te / b_test:.2f} |"
+                )
+    if torch and torch.get("torch_step_ms") and torch.get("script"):
+        torch_note = (
+            f" The PyTorch reference, the project's own SR-IEM (`{torch['script']}`), ran in the "
+            "same command right after our rounds, on the same training and test examples; its "
+            "median step time and evaluation speed are scaled the same way."
+        )
+        if second and second.get("torch_step_ms"):
+            torch_note += (
+                " The second opinion (`../shared/bench/run_torch_reference.sh`) ran after it, "
+                "on synthetic batches of DIGINETICA's shape."
+            )
+    elif torch and torch.get("torch_step_ms"):  # a record of the shared reference only
+        torch_note = (
+            " The PyTorch reference (`../shared/bench/run_torch_reference.sh`) ran in the same "
+            "command right after our rounds, on synthetic batches of DIGINETICA's shape; its "
+            "median step time and evaluation speed are scaled the same way."
+        )
+    else:
+        torch_note = " The PyTorch reference was not run (no Python with torch, or it failed)."
+    threads = timing.get("threads") or "all"
+    return (
+        "\n".join(lines)
+        + f"\n\nMeasured side by side by the `timing` group in one process ({threads} "
+        f"threads): in each of {timing['rounds']} rounds, every model does "
+        f"{timing['steps']} training steps on the same batches and ranks the same "
+        f"{timing['timed_test_examples']} test examples; the median round is scaled to one "
+        f"epoch ({timing['batches_per_epoch']} steps) and to the {timing['test_examples']} test "
+        "examples. Relative to SR-IEM (paper). The model runs above were made one or two at a "
+        "time with different thread counts, so their own epoch times (in the runs table) are "
+        "not comparable." + torch_note + " " + _paper_table3_note()
+    )
+
+
+def _table3_from_runs(dataset, state, bench):
+    """Table 3 from the runs' own epoch times, until the ``timing`` group has run."""
+    import numpy as np
+
+    base = finished_records(state, "sriem-paper")
+    if not base:
+        return "_Not measured: needs a finished SR-IEM (paper) run._"
+    base_name, base = base[0]
+    b_train = float(np.mean(base["train_seconds"]))
+    b_test = float(base["test_seconds"])
+    lines = list(TABLE3_HEADER)
+    for group in ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat"):
+        recs = finished_records(state, group)
+        if not recs:
+            continue
+        name, r = recs[0]
+        tr, te = float(np.mean(r["train_seconds"])), float(r["test_seconds"])
+        lines.append(
+            f"| {GROUPS[group]['label']} (`{name}`) | {tr:.1f} | {tr / b_train:.2f} | "
+            f"{te:.1f} | {te / b_test:.2f} |"
+        )
+    note = ""
+    if bench and dataset == "diginetica" and bench.get("torch_train_ex_per_s"):
+        tr = base["examples_per_epoch"] / bench["torch_train_ex_per_s"]
+        te = base["test_examples"] / bench["torch_eval_ex_per_s"]
+        lines.append(
+            f"| PyTorch reference (torch {bench.get('torch', '?')}, "
+            f"{bench.get('torch_threads', '?')} threads) | {tr:.1f} | {tr / b_train:.2f} | "
+            f"{te:.1f} | {te / b_test:.2f} |"
+        )
+        note = (
+            "\nThe PyTorch row is computed from the `bench.json` of `../shared/bench` "
+            "(kept as `docs/reproduction/torch-bench.json`), measured in another run than "
+            "ours, so its ratio is indicative only."
+        )
+    return (
+        "\n".join(lines)
+        + "\n\nTimes are means over the epochs of each run (training only) and one timed "
+        f"pass over the {base['test_examples']} test examples with the selected model, "
+        f"relative to `{base_name}`; comparable only when the runs used the same threads on "
+        "a quiet machine. `--runs timing` measures them side by side instead. "
+        + _paper_table3_note()
+        + note
+    )
