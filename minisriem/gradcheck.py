@@ -17,8 +17,6 @@ whole model)::
 Use float64 inputs: in float32 a central difference loses most of its digits.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 
 __all__ = [
@@ -94,13 +92,15 @@ def max_relative_error(numeric, analytic):
     return float(np.abs(a - b).max() / scale)
 
 
-class LayerCheck(NamedTuple):
-    """What :func:`check_layer` returns."""
+class LayerCheck(tuple):
+    """What :func:`check_layer` returns: the analytic gradients, a tuple in the order of
+    ``backward``'s result, with ``errors``, the :func:`max_relative_error` of each
+    checked argument by name (``dQ, dK = check_layer(...)`` unpacks the gradients)."""
 
-    grads: tuple
-    """The analytic gradients, ``backward``'s result as a tuple."""
-    errors: dict
-    """The :func:`max_relative_error` of each checked argument, by name."""
+    def __new__(cls, grads, errors):
+        check = super().__new__(cls, grads)
+        check.errors = errors
+        return check
 
 
 def _checked_gradient(what, g, shape):
@@ -148,8 +148,8 @@ def check_layer(
     Returns
     -------
     LayerCheck
-        ``grads``, the analytic gradients (a tuple), and ``errors``, the
-        relative error of each checked argument by name
+        the analytic gradients (a tuple), with ``errors``, the relative error
+        of each checked argument by name
 
     Raises
     ------

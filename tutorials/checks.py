@@ -87,7 +87,7 @@ def _gradcheck(name, forward, backward, args, wrt, rng, arg_names, **options):
     only say "wrong") and ``hint``. Returns the gradients.
     """
     try:
-        return check_layer(forward, backward, args, wrt, rng, TOL, arg_names, **options).grads
+        return check_layer(forward, backward, args, wrt, rng, TOL, arg_names, **options)
     except AssertionError as e:
         raise AssertionError(f"{name}: {e}") from None
 
