@@ -25,6 +25,7 @@ __all__ = [
     "max_relative_error",
     "check_layer",
     "LayerCheck",
+    "checked_array",
     "check_model",
     "random_session_batch",
 ]
@@ -103,16 +104,19 @@ class LayerCheck(tuple):
         return check
 
 
-def _checked_gradient(what, g, shape):
-    """``g`` as an array of ``shape`` with finite entries, or an AssertionError saying why not."""
-    if g is None:
-        raise AssertionError(f"{what} is None: did you forget to return it?")
-    g = np.asarray(g)
-    if g.shape != tuple(shape):
-        raise AssertionError(f"{what} has shape {g.shape}, expected {tuple(shape)}")
-    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+def checked_array(what, x, shape):
+    """``x`` as an array of ``shape`` with finite entries, or an AssertionError saying why not.
+
+    ``what`` names the value in the message (a returned gradient, say).
+    """
+    if x is None:
+        raise AssertionError(f"{what} is None: did you forget a `return`?")
+    x = np.asarray(x)
+    if x.shape != tuple(shape):
+        raise AssertionError(f"{what} has shape {x.shape}, expected {tuple(shape)}")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise AssertionError(f"{what} holds inf or NaN")
-    return g
+    return x
 
 
 def check_layer(
@@ -166,7 +170,7 @@ def check_layer(
         raise AssertionError("backward returned None: did you forget a `return`?")
     grads = grads if isinstance(grads, tuple) else (grads,)
     checked = {
-        arg_i: _checked_gradient(
+        arg_i: checked_array(
             f"the gradient of {names[arg_i]}", grads[grad_i], np.shape(args[arg_i])
         )
         for arg_i, grad_i in wrt.items()

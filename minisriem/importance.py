@@ -184,17 +184,37 @@ def iem_backward(dz_l, cache):
     """
     c = cache["layers"]
     dbeta, demb = layers.weighted_pool_backward(dz_l, c.pool)
+    dQ, dK = iem_beta_backward(dbeta, c)
+    demb_q, dWq, _ = layers.linear_backward(dQ, c.q_lin)
+    demb_k, dWk, _ = layers.linear_backward(dK, c.k_lin)
+    demb += demb_q
+    demb += demb_k
+    return demb, {"Wq": dWq, "Wk": dWk}
+
+
+def iem_beta_backward(dbeta, c):
+    """From the gradient of the weights ``beta`` back to the projections, eq. (5) to (1)-(2).
+
+    The part of :func:`iem_backward` between the pooling and the linear maps
+    (the kernels' twin, :func:`minisriem.kernels.iem_pool_backward_numpy`, shares it).
+
+    Parameters
+    ----------
+    dbeta : array of shape (B, L)
+    c : IEMCaches
+
+    Returns
+    -------
+    dQ, dK : arrays of shape (B, L, l), the gradients of ``E_s Wq`` and ``E_s Wk``
+        (through the sigmoids of eq. (1)-(2) for "paper")
+    """
     (dalpha,) = layers.masked_softmax_backward(dbeta, c.sm)
     (dC,) = layers.masked_average_backward(dalpha, c.avg)
     dQ, dK = layers.affinity_backward(dC, c.aff)
     if c.q_sig is not None:
         (dQ,) = layers.sigmoid_backward(dQ, c.q_sig)
         (dK,) = layers.sigmoid_backward(dK, c.k_sig)
-    demb_q, dWq, _ = layers.linear_backward(dQ, c.q_lin)
-    demb_k, dWk, _ = layers.linear_backward(dK, c.k_lin)
-    demb += demb_q
-    demb += demb_k
-    return demb, {"Wq": dWq, "Wk": dWk}
+    return dQ, dK
 
 
 # --------------------------------------------------------------------------

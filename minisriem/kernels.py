@@ -44,7 +44,6 @@ Shape letters as in :mod:`minisriem.layers`: ``B`` batch, ``n`` items,
 import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -639,29 +638,6 @@ def pad_positions(rows, item_seq_len, L):
     return out
 
 
-class IEMPoolCaches(NamedTuple):
-    """The layer caches of :func:`iem_pool_forward_numpy`, in the order the layers run.
-
-    Each field is the cache one layer of :mod:`minisriem.layers` returned; the
-    shape is that of the layer's output.
-    """
-
-    q_sig: object
-    """``sigmoid_forward``: ``Q`` of eq. (1), (B, L, l); None for "official" (no sigmoid)."""
-    k_sig: object
-    """``sigmoid_forward``: ``K`` of eq. (2), (B, L, l); None for "official"."""
-    aff: tuple
-    """``affinity_forward(Q, K, ...)``: ``C`` of eq. (3), (B, L, L)."""
-    avg: tuple
-    """``masked_average_forward(C, ...)``: ``alpha`` of eq. (4), (B, L)."""
-    sm: object
-    """``masked_softmax_forward(alpha, ...)``: ``beta`` of eq. (5), (B, L)."""
-    pool: tuple
-    """``weighted_pool_forward(beta, emb)``: ``z_l`` of eq. (6), (B, d)."""
-    last: tuple
-    """``last_item_forward(emb, ...)``: ``z_s = e_t``, (B, d)."""
-
-
 def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant, L):
     """SR-IEM from the query/key projections to ``[z_l ; z_s]``, the layers composed.
 
@@ -685,10 +661,12 @@ def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant, L):
     Returns
     -------
     zcat : array of shape (B, 2d), ``[z_l ; z_s]``
-    cache : dict; ``cache["beta"]`` (B, L) is eq. (5)'s importance,
-        ``cache["layers"]`` an :class:`IEMPoolCaches`
+    cache : dict; ``cache["beta"]`` (B, L) is eq. (5)'s importance; ``cache["layers"]``
+        the layers' caches, a :class:`minisriem.importance.IEMCaches` (the
+        projections, done by the caller, have none), ``cache["last"]`` the last item's
     """
     from minisriem import layers  # the twin is the layers themselves
+    from minisriem.importance import IEMCaches
 
     sigmoid_qk, inner, outer, t_minus_1 = _iem_scales(variant, emb.shape[1])
     l = qk_lin.shape[1] // 2
@@ -704,16 +682,8 @@ def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant, L):
     beta, sm_cache = layers.masked_softmax_forward(alpha, item_seq_len)
     z_l, pool_cache = layers.weighted_pool_forward(beta, emb_pad)
     z_s, last_cache = layers.last_item_forward(emb_pad, item_seq_len)
-    caches = IEMPoolCaches(
-        q_sig=q_cache,
-        k_sig=k_cache,
-        aff=aff_cache,
-        avg=avg_cache,
-        sm=sm_cache,
-        pool=pool_cache,
-        last=last_cache,
-    )
-    cache = {"beta": beta, "layers": caches, "item_seq_len": item_seq_len}
+    caches = IEMCaches(None, None, q_cache, k_cache, aff_cache, avg_cache, sm_cache, pool_cache)
+    cache = {"beta": beta, "layers": caches, "last": last_cache, "item_seq_len": item_seq_len}
     return np.concatenate([z_l, z_s], axis=1), cache
 
 
@@ -732,18 +702,14 @@ def iem_pool_backward_numpy(dzcat, cache):
         (the part through ``qk_lin`` is the caller's product ``dqk_lin [Wq | Wk]^T``)
     """
     from minisriem import layers
+    from minisriem.importance import iem_beta_backward
 
     c = cache["layers"]
     d = dzcat.shape[1] // 2
     dbeta, demb = layers.weighted_pool_backward(dzcat[:, :d], c.pool)
-    (demb_last,) = layers.last_item_backward(dzcat[:, d:], c.last)
+    (demb_last,) = layers.last_item_backward(dzcat[:, d:], cache["last"])
     demb = demb + demb_last
-    (dalpha,) = layers.masked_softmax_backward(dbeta, c.sm)
-    (dC,) = layers.masked_average_backward(dalpha, c.avg)
-    dQ, dK = layers.affinity_backward(dC, c.aff)
-    if c.q_sig is not None:
-        (dQ,) = layers.sigmoid_backward(dQ, c.q_sig)
-        (dK,) = layers.sigmoid_backward(dK, c.k_sig)
+    dQ, dK = iem_beta_backward(dbeta, c)
     valid = layers.valid_mask(cache["item_seq_len"], demb.shape[1])
     return np.concatenate([dQ, dK], axis=2)[valid], demb[valid]
 

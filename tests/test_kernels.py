@@ -146,7 +146,7 @@ def test_softmax_xent_rejects_bad_input():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["normal", "ties", "extreme"])
 @pytest.mark.parametrize("trial", range(3))
-def test_rank_topk_matches_twin(dtype, kind, trial):
+def test_rank_topk_and_topk_match_their_twins(dtype, kind, trial):
     rng = np.random.default_rng(100 + trial)
     B, n = int(rng.integers(1, 12)), int(rng.integers(1, 200))
     scores = random_scores(rng, B, n, dtype, kind)
@@ -157,6 +157,11 @@ def test_rank_topk_matches_twin(dtype, kind, trial):
         assert rank.dtype == topk.dtype == np.int64 and topk.shape == (B, k)
         np.testing.assert_array_equal(rank, rank_twin)
         np.testing.assert_array_equal(topk, topk_twin)
+        # the top k alone (no target): the same list, kernel and twin
+        only = kernels.topk(scores, k)
+        assert only.dtype == np.int64 and only.shape == (B, k)
+        np.testing.assert_array_equal(only, topk_twin)
+        np.testing.assert_array_equal(kernels.topk_numpy(scores, k), topk_twin)
 
 
 def test_rank_topk_by_hand():
@@ -171,21 +176,6 @@ def test_rank_topk_by_hand():
     rank, topk = kernels.rank_topk(scores, np.array([2, 3, 0]), 5)
     np.testing.assert_array_equal(rank, [3, 1, 4])
     np.testing.assert_array_equal(topk, [[1, 4, 0, 2, 3], [0, 1, 2, 3, 4], [1, 3, 4, 0, 2]])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["normal", "ties", "extreme"])
-@pytest.mark.parametrize("trial", range(3))
-def test_topk_matches_twin(dtype, kind, trial):
-    rng = np.random.default_rng(200 + trial)
-    B, n = int(rng.integers(1, 12)), int(rng.integers(1, 200))
-    scores = random_scores(rng, B, n, dtype, kind)
-    for k in sorted({1, min(5, n), min(20, n), n}):
-        topk = kernels.topk(scores, k)
-        assert topk.dtype == np.int64 and topk.shape == (B, k)
-        np.testing.assert_array_equal(topk, kernels.topk_numpy(scores, k))
-        # the same list as the ranking kernel's, whatever the target
-        np.testing.assert_array_equal(topk, kernels.rank_topk(scores, np.zeros(B, int), k)[1])
 
 
 def test_topk_by_hand():

@@ -30,7 +30,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from minisriem import layers
-from minisriem.gradcheck import check_layer, check_model, random_session_batch
+from minisriem.gradcheck import check_layer, check_model, checked_array, random_session_batch
 from minisriem.importance import iem_forward
 from minisriem.optim import Adam
 
@@ -57,20 +57,8 @@ TOL = 1e-6  # largest accepted relative error of a gradient
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-def _array(name, x, shape):
-    """Turn a returned value into an array and check its shape."""
-    if x is None:
-        raise AssertionError(f"{name} is None: did you forget a `return`?")
-    x = np.asarray(x)
-    if x.shape != tuple(shape):
-        raise AssertionError(f"{name} has shape {x.shape}, expected {tuple(shape)}")
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        raise AssertionError(f"{name} holds inf or NaN")
-    return x
-
-
 def _same(name, got, want, tol=1e-10):
-    got = _array(name, got, np.shape(want))
+    got = checked_array(name, got, np.shape(want))
     err = np.abs(got - want).max(initial=0.0)
     if err > tol * max(1.0, np.abs(want).max(initial=0.0)):
         i = tuple(int(k) for k in np.unravel_index(np.argmax(np.abs(got - want)), np.shape(want)))
@@ -535,7 +523,7 @@ def check_model_loss_and_grads(loss_and_grads):
         if missing:
             raise AssertionError(f"variant {variant!r}: no gradient for {missing}")
         for name, w in model.params.items():
-            _array(f"variant {variant!r}: the gradient of {name}", grads[name], w.shape)
+            checked_array(f"variant {variant!r}: the gradient of {name}", grads[name], w.shape)
         if np.allclose(grads["E"], _scoring_part(model, item_seq, item_seq_len, targets)):
             raise AssertionError(
                 f"variant {variant!r}: the gradient of E is the scoring part alone: add the "

@@ -81,8 +81,9 @@ def write_reference_data(path, n_items, train_rows, test_rows):
     os.replace(tmp, path)
 
 
-def _last_line_figures(text):
-    """The ``name=value`` pairs of the last non-empty line, numbers as floats."""
+def last_line_figures(text):
+    """The ``name=value`` pairs of the last non-empty line, numbers as floats (the figures
+    line the scripts of ``benchmarks/`` end with)."""
     lines = [line for line in text.splitlines() if line.strip()]
     figures = {}
     for pair in lines[-1].split() if lines else []:
@@ -111,7 +112,7 @@ def run_own_torch_reference(python, data, batch_size, steps, eval_batches, threa
     cmd += ["--batch-size", str(batch_size), "--eval-batch-size", "512"]
     log(f"PyTorch reference: {TORCH_SCRIPT} in {python}")
     done = subprocess.run(cmd, capture_output=True, text=True)
-    figures = _last_line_figures(done.stdout) if done.returncode == 0 else {}
+    figures = last_line_figures(done.stdout) if done.returncode == 0 else {}
     needed = ("torch_train_ex_per_s", "torch_train_ex_per_s_fused", "torch_eval_ex_per_s")
     if not all(isinstance(figures.get(k), float) for k in needed):
         tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
