@@ -51,19 +51,8 @@ sessions.
 import numpy as np
 from numba import njit, prange
 
+from minisriem import session_knn
 from minisriem.baselines import _check_batch
-from minisriem.session_knn import (
-    SessionKNN,
-    add_score,
-    check_k_m,
-    collect_candidates,
-    dense_scores,
-    distinct_items,
-    distinct_recent_first,
-    row_scratch,
-    sparse_ranks,
-    store_row,
-)
 
 __all__ = [
     "WEIGHTINGS",
@@ -175,7 +164,7 @@ def vsknn_neighbours_numpy(seq, weights, index, key, k, m):
     steps : int array of shape (k',)
         Steps back to the most recent click each neighbour shares (1 = last click).
     """
-    items, w, steps = distinct_recent_first(np.asarray(seq), np.asarray(weights))
+    items, w, steps = session_knn.distinct_recent_first(np.asarray(seq), np.asarray(weights))
     acc = np.zeros(index.n_sessions)  # S: the dot products
     step_of = np.zeros(index.n_sessions, dtype=np.int64)  # S: 0 = not a candidate
     for item, wi, st in zip(items, w, steps, strict=True):  # most recent item first
@@ -260,9 +249,9 @@ def _row_scores(
     (``item_tag``: ``tag`` for the session's items, ``-tag`` for the scored ones).
     """
     # 1. distinct items, most recent first
-    u = distinct_items(seq, t, weights, item_tag, tag, d_items, d_w, d_step)
+    u = session_knn.distinct_items(seq, t, weights, item_tag, tag, d_items, d_w, d_step)
     # 2. candidates, their dot products and steps
-    n_cand = collect_candidates(
+    n_cand = session_knn.collect_candidates(
         u, d_items, d_w, d_step, i_off, i_sess, tag, sess_tag, acc, step_of, touched
     )
     cand = touched[:n_cand]
@@ -283,7 +272,9 @@ def _row_scores(
         s = sample[j]
         c = sim[j] * decay[step_of[s] - 1]
         for q in range(s_off[s], s_off[s + 1]):  # -tag marks the items scored in this row
-            r = add_score(s_items[q], c, r, item_tag, -tag, out_items, out_vals, out_pos)
+            r = session_knn.add_score(
+                s_items[q], c, r, item_tag, -tag, out_items, out_vals, out_pos
+            )
     return r
 
 
@@ -307,7 +298,7 @@ def _vsknn_loop(
         hi = (c + 1) * B // n_chunks
         item_tag = np.zeros(n + 1, dtype=np.int64)
         sess_tag, acc, step_of, touched, d_items, d_w, d_step, out_items, out_vals, out_pos = (
-            row_scratch(n, S, L)
+            session_knn.row_scratch(n, S, L)
         )
         for b in range(lo, hi):
             tag = b + 1
@@ -316,14 +307,14 @@ def _vsknn_loop(
                 i_sess, key, k, m, tag, item_tag, sess_tag, acc, step_of, touched,
                 d_items, d_w, d_step, out_items, out_vals, out_pos,
             )  # fmt: skip
-            store_row(
+            session_knn.store_row(
                 b, r, item_tag, -tag, targets, dense, ranks, out_items, out_vals, out_pos,
                 bg, bg_higher,
             )  # fmt: skip
 
 
 def _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m):
-    k, m = check_k_m(k, m)
+    k, m = session_knn.check_k_m(k, m)
     return (
         np.ascontiguousarray(item_seq, dtype=np.int64),
         np.ascontiguousarray(item_seq_len, dtype=np.int64),
@@ -349,7 +340,7 @@ def vsknn_scores(item_seq, item_seq_len, weights, decay, index, key, k, m, backg
     Parallel over chunks of rows, one per thread.
     """
     args = _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m)
-    return dense_scores(_vsknn_loop, args, background)
+    return session_knn.dense_scores(_vsknn_loop, args, background)
 
 
 def vsknn_ranks(item_seq, item_seq_len, weights, decay, index, key, k, m, background, targets):
@@ -372,13 +363,13 @@ def vsknn_ranks(item_seq, item_seq_len, weights, decay, index, key, k, m, backgr
     ranks : int64 array of shape (B,)
     """
     args = _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m)
-    return sparse_ranks(_vsknn_loop, args, background, targets)
+    return session_knn.sparse_ranks(_vsknn_loop, args, background, targets)
 
 
 # --------------------------------------------------------------------------
 # the recommender
 # --------------------------------------------------------------------------
-class VSKNN(SessionKNN):
+class VSKNN(session_knn.SessionKNN):
     """V-SKNN with the baselines' interface (``fit``, ``scores``, ``ranks``), see the module docs.
 
     Parameters
@@ -443,7 +434,7 @@ class VSKNN(SessionKNN):
                 f"score_weighting must be one of {sorted(SCORE_WEIGHTINGS)}, "
                 f"not {score_weighting!r}"
             )
-        self.k, self.m = check_k_m(k, m)
+        self.k, self.m = session_knn.check_k_m(k, m)
         self.weighting, self.score_weighting = weighting, score_weighting
         return self
 

@@ -45,19 +45,8 @@ order. Shape letters as in :mod:`minisriem.sknn`.
 import numpy as np
 from numba import njit, prange
 
+from minisriem import session_knn
 from minisriem.baselines import _check_batch
-from minisriem.session_knn import (
-    SessionKNN,
-    add_score,
-    check_k_m,
-    collect_candidates,
-    dense_scores,
-    distinct_items,
-    distinct_recent_first,
-    row_scratch,
-    sparse_ranks,
-    store_row,
-)
 
 __all__ = [
     "session_position_weights",
@@ -135,7 +124,7 @@ def stan_neighbours_numpy(seq, weights, index, recency, k, m):
     sessions : int array of shape (k',), most similar first (ties: later first)
     sim : float64 array of shape (k',), all > 0
     """
-    items, w, _ = distinct_recent_first(np.asarray(seq), np.asarray(weights))
+    items, w, _ = session_knn.distinct_recent_first(np.asarray(seq), np.asarray(weights))
     acc = np.zeros(index.n_sessions)  # S
     seen = np.zeros(index.n_sessions, dtype=bool)
     norm2 = 0.0
@@ -212,12 +201,12 @@ def _stan_row(
     ``cur_tag[i] == tag`` marks the session's items, ``out_tag[i] == tag`` the scored ones.
     """
     # 1. distinct items, most recent first, and the squared norm of the session vector
-    u = distinct_items(seq, t, weights, cur_tag, tag, d_items, d_w, d_step)
+    u = session_knn.distinct_items(seq, t, weights, cur_tag, tag, d_items, d_w, d_step)
     norm2 = 0.0
     for j in range(u):  # in the twin's order: most recent first
         norm2 += d_w[j] * d_w[j]
     # 2. candidates and their dot products, in the order the twin adds them
-    n_cand = collect_candidates(
+    n_cand = session_knn.collect_candidates(
         u, d_items, d_w, d_step, i_off, i_sess, tag, sess_tag, acc, step_of, touched
     )
     # 3. the m most recent (largest index), then by similarity, stable
@@ -246,7 +235,7 @@ def _stan_row(
         for q in range(s_off[s], s_off[s + 1]):
             it = s_items[q]
             c = sim[j] * distance_w[abs(lastpos[it] - pos_star)]
-            r = add_score(it, c, r, out_tag, tag, out_items, out_vals, out_pos)
+            r = session_knn.add_score(it, c, r, out_tag, tag, out_items, out_vals, out_pos)
     return r
 
 
@@ -267,7 +256,7 @@ def _stan_loop(
         out_tag = np.zeros(n + 1, dtype=np.int64)
         lastpos = np.zeros(n + 1, dtype=np.int64)
         sess_tag, acc, step_of, touched, d_items, d_w, d_step, out_items, out_vals, out_pos = (
-            row_scratch(n, S, L)
+            session_knn.row_scratch(n, S, L)
         )
         for b in range(lo, hi):
             tag = b + 1
@@ -276,14 +265,14 @@ def _stan_loop(
                 i_sess, recency, distance_w, k, m, tag, cur_tag, out_tag, sess_tag, acc,
                 step_of, touched, lastpos, d_items, d_w, d_step, out_items, out_vals, out_pos,
             )  # fmt: skip
-            store_row(
+            session_knn.store_row(
                 b, r, out_tag, tag, targets, dense, ranks, out_items, out_vals, out_pos,
                 bg, bg_higher,
             )  # fmt: skip
 
 
 def _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m):
-    k, m = check_k_m(k, m)
+    k, m = session_knn.check_k_m(k, m)
     longest = int(np.diff(index.click_offsets).max(initial=0))
     if len(distance_w) <= longest:
         raise ValueError(f"distance_w needs {longest + 1} entries, one per distance 0..{longest}")
@@ -311,7 +300,7 @@ def stan_scores(item_seq, item_seq_len, weights, index, recency, distance_w, k, 
     and per neighbour one pass over its clicks for the positions.
     """
     args = _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m)
-    return dense_scores(_stan_loop, args, background)
+    return session_knn.dense_scores(_stan_loop, args, background)
 
 
 def stan_ranks(
@@ -326,13 +315,13 @@ def stan_ranks(
     ranks : int64 array of shape (B,)
     """
     args = _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m)
-    return sparse_ranks(_stan_loop, args, background, targets)
+    return session_knn.sparse_ranks(_stan_loop, args, background, targets)
 
 
 # --------------------------------------------------------------------------
 # the recommender
 # --------------------------------------------------------------------------
-class STAN(SessionKNN):
+class STAN(session_knn.SessionKNN):
     """STAN with the baselines' interface (``fit``, ``scores``, ``ranks``).
 
     Parameters
@@ -376,7 +365,7 @@ class STAN(SessionKNN):
         -------
         self
         """
-        k, m = check_k_m(k, m)
+        k, m = session_knn.check_k_m(k, m)
         for name, lam in (
             ("lambda_spw", lambda_spw),
             ("lambda_snh", lambda_snh),
