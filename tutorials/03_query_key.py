@@ -62,6 +62,7 @@ from minisriem.model import SRIEM
 
 def main():
     rng = np.random.default_rng(0)
+    check_rng = np.random.default_rng(1)  # the checks' own draws: rng's numbers stay put
     B, L, d, l = 3, 4, 5, 2
 
     common.heading("Forward: Q = sigmoid(emb Wq)")
@@ -77,7 +78,7 @@ def main():
     (dy,) = layers.sigmoid_backward(dQ, sig_cache)  # a tuple of one: the gradient of y
     demb, dWq, _ = layers.linear_backward(dy, lin_cache)
     print("dy", dy.shape, "-> demb", demb.shape, "and dWq", dWq.shape)
-    sig = check_layer(layers.sigmoid_forward, layers.sigmoid_backward, [y], {0: 0}, rng)
+    sig = check_layer(layers.sigmoid_forward, layers.sigmoid_backward, [y], {0: 0}, check_rng)
     err_sig = sig.errors["argument 0"]
 
     def projection_forward(emb, Wq):  # two layers composed: their caches travel together
@@ -92,7 +93,12 @@ def main():
         return demb, dWq
 
     proj = check_layer(
-        projection_forward, projection_backward, [emb, Wq], {0: 0, 1: 1}, rng, names=["emb", "Wq"]
+        projection_forward,
+        projection_backward,
+        [emb, Wq],
+        {0: 0, 1: 1},
+        check_rng,
+        names=["emb", "Wq"],
     )
     err_emb, err_W = proj.errors["emb"], proj.errors["Wq"]
     print(f"sigmoid gradient check: relative error {err_sig:.1e}")
