@@ -142,7 +142,7 @@ def step_in_phases_numpy(model, opt, data, idx, timer):
         scores, sc_cache = layers.scores_forward(z_h, E)
     with timer("softmax + cross-entropy (fused)"):
         _, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
-        dscores = layers.softmax_cross_entropy_backward(1.0, ce_cache)
+        (dscores,) = layers.softmax_cross_entropy_backward(1.0, ce_cache)
     with timer("GEMM dz_h = dS E"):
         dz_h = dscores @ E[1:]
     with timer("GEMM dE = dS^T z_h"):

@@ -40,6 +40,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _common import N_ITEMS, synthetic_split  # noqa: E402
 
+from minisriem.experiments.timing import last_line_figures  # noqa: E402
+
 UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 N_TRAIN, N_TEST = 100_000, 20_000  # enough distinct batches; speed depends on shapes only
 
@@ -99,14 +101,7 @@ def run(cmd, env):
     lines = [line for line in out.stdout.splitlines() if line.strip()]
     for line in lines[-14:]:
         print("    " + line)
-    figures = {}
-    for pair in lines[-1].split():
-        name, _, value = pair.partition("=")
-        try:
-            figures[name] = float(value)
-        except ValueError:
-            figures[name] = value
-    return figures
+    return last_line_figures(out.stdout)
 
 
 def has_torch(python):

@@ -137,7 +137,7 @@ def run(args):
     from data_tools.fileio import atomic_outputs
     from minisriem.checkpoint import write_text
     from minisriem.experiments.reproduce import machine_info
-    from minisriem.metrics import metrics_by_length, rank_metrics
+    from minisriem.metrics import metrics_by_length, ranking_metrics, record_names
     from minisriem.sknn import VSKNN
     from minisriem.stan import STAN
 
@@ -181,7 +181,11 @@ def run(args):
         knn.set_params(**p)
         t2 = time.perf_counter()
         ranks = evaluate(knn, valid, args.batch_size)
-        row = {**p, **at20(rank_metrics(ranks)), "seconds": time.perf_counter() - t2}
+        row = {
+            **p,
+            **at20(record_names(ranking_metrics(ranks))),
+            "seconds": time.perf_counter() - t2,
+        }
         rows.append(row)
         print(
             "  " + " ".join(f"{key}={value}" for key, value in p.items()) + ": "
@@ -202,9 +206,9 @@ def run(args):
     ranks = evaluate(knn, ds.test, args.batch_size)
     timings["test_seconds"] = time.perf_counter() - t1
     timings["load_avg_1min_end"] = os.getloadavg()[0]  # other processes slow the timings
-    test = at20(rank_metrics(ranks))
+    test = at20(record_names(ranking_metrics(ranks)))
     by_length = {
-        g: {"count": m["count"], **{k: m[k] for k in ("Recall@20", "MRR@20")}}
+        g: {"count": m["count"], "Recall@20": m["recall@20"], "MRR@20": m["mrr@20"]}
         for g, m in metrics_by_length(ranks, ds.test.lengths, ks=(20,)).items()
     }
     print(
@@ -218,7 +222,7 @@ def run(args):
     if plain and best not in plain:
         i = select(rows, plain)
         knn.set_params(**points[i])
-        variant_test = at20(rank_metrics(evaluate(knn, ds.test, args.batch_size)))
+        variant_test = at20(record_names(ranking_metrics(evaluate(knn, ds.test, args.batch_size))))
         variants["no_decay"] = {
             "label": "V-SKNN without neighbour decay (score_weighting = same)",
             "chosen": i,

@@ -8,9 +8,11 @@ how much weight each item got. All modules share one API::
 
 ``params`` is the model's parameter dict; a module reads only its own keys and
 ``dparams`` has exactly those keys. ``cache["beta"]`` (B, L) holds the weight
-each position received (0 at padding). ``PARAM_SHAPES[name](d, l, variant)``
-gives the shapes of a module's parameters; keys never collide with the
-model's own ("E", "W0", "b0").
+each position received (0 at padding); ``cache["layers"]`` holds the caches of
+the layers the module ran, as a named tuple (:class:`IEMCaches`,
+:class:`StampCaches`, :class:`SatCaches`), so a backward pass reads them by
+name. ``PARAM_SHAPES[name](d, l, variant)`` gives the shapes of a module's
+parameters; keys never collide with the model's own ("E", "W0", "b0").
 
 This file holds SR-IEM's module (eq. 1-6) and the two alternatives the paper
 compares it with in Fig. 3 (Section 4.3), all composed from the layers of
@@ -30,9 +32,78 @@ name       long-term preference ``z_l``                    ``cache["beta"]``
 Shape letters are those of :mod:`minisriem.layers` (B, L, d, l).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from minisriem import layers
+
+
+class IEMCaches(NamedTuple):
+    """The layer caches of :func:`iem_forward`, in the order the layers run.
+
+    Each field is the cache one layer of :mod:`minisriem.layers` returned; the
+    shape is that of the layer's output.
+    """
+
+    q_lin: tuple
+    """``linear_forward(emb, Wq)``: ``E_s Wq``, (B, L, l)."""
+    k_lin: tuple
+    """``linear_forward(emb, Wk)``: ``E_s Wk``, (B, L, l)."""
+    q_sig: object
+    """``sigmoid_forward``: ``Q`` of eq. (1), (B, L, l); None for "official" (no sigmoid)."""
+    k_sig: object
+    """``sigmoid_forward``: ``K`` of eq. (2), (B, L, l); None for "official"."""
+    aff: tuple
+    """``affinity_forward(Q, K, ...)``: ``C`` of eq. (3), (B, L, L)."""
+    avg: tuple
+    """``masked_average_forward(C, ...)``: ``alpha`` of eq. (4), (B, L)."""
+    sm: object
+    """``masked_softmax_forward(alpha, ...)``: ``beta`` of eq. (5), (B, L)."""
+    pool: tuple
+    """``weighted_pool_forward(beta, emb)``: ``z_l`` of eq. (6), (B, d)."""
+
+
+class StampCaches(NamedTuple):
+    """The layer caches of :func:`stamp_forward`, in the order the layers run
+    (shapes: the layer's output)."""
+
+    mean: tuple
+    """``weighted_pool_forward(1/t, emb)``: the session mean ``m_s``, (B, d)."""
+    last: tuple
+    """``last_item_forward(emb, ...)``: the last item ``e_t``, (B, d)."""
+    item: tuple
+    """``linear_forward(emb, W1)``: ``e_i W1``, (B, L, d)."""
+    last_lin: tuple
+    """``linear_forward(e_t, W2)``: ``e_t W2``, (B, d)."""
+    mean_lin: tuple
+    """``linear_forward(m_s, W3, b_a)``: ``m_s W3 + b_a``, (B, d)."""
+    sig: object
+    """``sigmoid_forward``: the hidden vectors ``h_i``, (B, L, d)."""
+    w0: tuple
+    """``linear_forward(h, w0)``: the raw weights ``a_i``, (B, L, 1)."""
+    pool: tuple
+    """``weighted_pool_forward(a, emb)``: ``z_l``, (B, d)."""
+
+
+class SatCaches(NamedTuple):
+    """The layer caches of :func:`sat_forward`, in the order the layers run
+    (shapes: the layer's output)."""
+
+    q: tuple
+    """``linear_forward(emb, Wq)``: the queries ``Q``, (B, L, d)."""
+    k: tuple
+    """``linear_forward(emb, Wk)``: the keys ``K``, (B, L, d)."""
+    v: tuple
+    """``linear_forward(emb, Wv)``: the values ``V``, (B, L, d)."""
+    dot: tuple
+    """``scaled_dot_forward(Q, K, ...)``: ``S = Q K^T / sqrt(d)``, (B, L, L)."""
+    sm: object
+    """``masked_softmax_forward``: ``A``, one softmax per query row, (B * L, L)."""
+    apply: tuple
+    """``attention_apply_forward(A, V)``: ``H = A V``, (B, L, d)."""
+    pool: tuple
+    """``weighted_pool_forward(1/t, H)``: ``z_l``, (B, d)."""
 
 
 def iem_param_shapes(d, l, variant):
@@ -68,7 +139,7 @@ def iem_forward(emb, item_seq_len, params, variant):
     Returns
     -------
     z_l : array of shape (B, d)
-    cache : dict; ``cache["beta"]`` is (B, L)
+    cache : dict; ``cache["beta"]`` is (B, L), ``cache["layers"]`` an :class:`IEMCaches`
     """
     d = emb.shape[2]
     q_lin, q_lin_cache = layers.linear_forward(emb, params["Wq"])  # B,L,l
@@ -94,15 +165,15 @@ def iem_forward(emb, item_seq_len, params, variant):
         "beta": beta,
         "alpha": alpha,
         "C": C,
-        "layers": (
-            q_lin_cache,
-            k_lin_cache,
-            q_sig_cache,
-            k_sig_cache,
-            aff_cache,
-            avg_cache,
-            sm_cache,
-            pool_cache,
+        "layers": IEMCaches(
+            q_lin=q_lin_cache,
+            k_lin=k_lin_cache,
+            q_sig=q_sig_cache,
+            k_sig=k_sig_cache,
+            aff=aff_cache,
+            avg=avg_cache,
+            sm=sm_cache,
+            pool=pool_cache,
         ),
     }
     return z_l, cache
@@ -116,28 +187,39 @@ def iem_backward(dz_l, cache):
     demb : array of shape (B, L, d)
     dparams : dict with "Wq", "Wk"
     """
-    (
-        q_lin_cache,
-        k_lin_cache,
-        q_sig_cache,
-        k_sig_cache,
-        aff_cache,
-        avg_cache,
-        sm_cache,
-        pool_cache,
-    ) = cache["layers"]
-    dbeta, demb = layers.weighted_pool_backward(dz_l, pool_cache)
-    dalpha = layers.masked_softmax_backward(dbeta, sm_cache)
-    dC = layers.masked_average_backward(dalpha, avg_cache)
-    dQ, dK = layers.affinity_backward(dC, aff_cache)
-    if q_sig_cache is not None:
-        dQ = layers.sigmoid_backward(dQ, q_sig_cache)
-        dK = layers.sigmoid_backward(dK, k_sig_cache)
-    demb_q, dWq, _ = layers.linear_backward(dQ, q_lin_cache)
-    demb_k, dWk, _ = layers.linear_backward(dK, k_lin_cache)
+    c = cache["layers"]
+    dbeta, demb = layers.weighted_pool_backward(dz_l, c.pool)
+    dQ, dK = iem_beta_backward(dbeta, c)
+    demb_q, dWq, _ = layers.linear_backward(dQ, c.q_lin)
+    demb_k, dWk, _ = layers.linear_backward(dK, c.k_lin)
     demb += demb_q
     demb += demb_k
     return demb, {"Wq": dWq, "Wk": dWk}
+
+
+def iem_beta_backward(dbeta, c):
+    """From the gradient of the weights ``beta`` back to the projections, eq. (5) to (1)-(2).
+
+    The part of :func:`iem_backward` between the pooling and the linear maps
+    (the kernels' twin, :func:`minisriem.kernels.iem_pool_backward_numpy`, shares it).
+
+    Parameters
+    ----------
+    dbeta : array of shape (B, L)
+    c : IEMCaches
+
+    Returns
+    -------
+    dQ, dK : arrays of shape (B, L, l), the gradients of ``E_s Wq`` and ``E_s Wk``
+        (through the sigmoids of eq. (1)-(2) for "paper")
+    """
+    (dalpha,) = layers.masked_softmax_backward(dbeta, c.sm)
+    (dC,) = layers.masked_average_backward(dalpha, c.avg)
+    dQ, dK = layers.affinity_backward(dC, c.aff)
+    if c.q_sig is not None:
+        (dQ,) = layers.sigmoid_backward(dQ, c.q_sig)
+        (dK,) = layers.sigmoid_backward(dK, c.k_sig)
+    return dQ, dK
 
 
 # --------------------------------------------------------------------------
@@ -186,7 +268,7 @@ def stamp_forward(emb, item_seq_len, params, variant=None):
     Returns
     -------
     z_l : array of shape (B, d)
-    cache : dict; ``cache["beta"]`` is (B, L)
+    cache : dict; ``cache["beta"]`` is (B, L), ``cache["layers"]`` a :class:`StampCaches`
     """
     B, L, d = emb.shape
     valid = layers.valid_mask(item_seq_len, L)  # B,L
@@ -204,15 +286,15 @@ def stamp_forward(emb, item_seq_len, params, variant=None):
     cache = {
         "beta": beta,
         "valid": valid,
-        "layers": (
-            mean_cache,
-            last_cache,
-            item_cache,
-            last_lin_cache,
-            mean_lin_cache,
-            sig_cache,
-            w0_cache,
-            pool_cache,
+        "layers": StampCaches(
+            mean=mean_cache,
+            last=last_cache,
+            item=item_cache,
+            last_lin=last_lin_cache,
+            mean_lin=mean_lin_cache,
+            sig=sig_cache,
+            w0=w0_cache,
+            pool=pool_cache,
         ),
     }
     return z_l, cache
@@ -230,27 +312,19 @@ def stamp_backward(dz_l, cache):
     demb : array of shape (B, L, d)
     dparams : dict with "stamp_W1", "stamp_W2", "stamp_W3", "stamp_ba", "stamp_w0"
     """
-    (
-        mean_cache,
-        last_cache,
-        item_cache,
-        last_lin_cache,
-        mean_lin_cache,
-        sig_cache,
-        w0_cache,
-        pool_cache,
-    ) = cache["layers"]
-    dbeta, demb = layers.weighted_pool_backward(dz_l, pool_cache)  # B,L / B,L,d
+    c = cache["layers"]
+    dbeta, demb = layers.weighted_pool_backward(dz_l, c.pool)  # B,L / B,L,d
     da = np.where(cache["valid"], dbeta, 0)[:, :, None]  # B,L,1: padding gets nothing
-    dh, dw0, _ = layers.linear_backward(da, w0_cache)  # B,L,d / d,1
-    dpre = layers.sigmoid_backward(dh, sig_cache)  # B,L,d
+    dh, dw0, _ = layers.linear_backward(da, c.w0)  # B,L,d / d,1
+    (dpre,) = layers.sigmoid_backward(dh, c.sig)  # B,L,d
     dquery = dpre.sum(axis=1)  # B,d: the query was broadcast over positions
-    demb_item, dW1, _ = layers.linear_backward(dpre, item_cache)
-    de_t, dW2, _ = layers.linear_backward(dquery, last_lin_cache)
-    dm_s, dW3, dba = layers.linear_backward(dquery, mean_lin_cache)
+    demb_item, dW1, _ = layers.linear_backward(dpre, c.item)
+    de_t, dW2, _ = layers.linear_backward(dquery, c.last_lin)
+    dm_s, dW3, dba = layers.linear_backward(dquery, c.mean_lin)
     demb += demb_item
-    demb += layers.last_item_backward(de_t, last_cache)
-    _, demb_mean = layers.weighted_pool_backward(dm_s, mean_cache)
+    (demb_last,) = layers.last_item_backward(de_t, c.last)
+    demb += demb_last
+    _, demb_mean = layers.weighted_pool_backward(dm_s, c.mean)
     demb += demb_mean
     dparams = {
         "stamp_W1": dW1,
@@ -301,7 +375,8 @@ def sat_forward(emb, item_seq_len, params, variant=None):
     Returns
     -------
     z_l : array of shape (B, d)
-    cache : dict; ``cache["beta"]`` is (B, L), ``cache["A"]`` is (B, L, L)
+    cache : dict; ``cache["beta"]`` is (B, L), ``cache["A"]`` is (B, L, L),
+        ``cache["layers"]`` a :class:`SatCaches`
     """
     B, L, d = emb.shape
     Q, q_cache = layers.linear_forward(emb, params["sat_Wq"])  # B,L,d
@@ -321,7 +396,15 @@ def sat_forward(emb, item_seq_len, params, variant=None):
     cache = {
         "beta": beta,
         "A": A,
-        "layers": (q_cache, k_cache, v_cache, dot_cache, sm_cache, apply_cache, pool_cache),
+        "layers": SatCaches(
+            q=q_cache,
+            k=k_cache,
+            v=v_cache,
+            dot=dot_cache,
+            sm=sm_cache,
+            apply=apply_cache,
+            pool=pool_cache,
+        ),
     }
     return z_l, cache
 
@@ -334,15 +417,16 @@ def sat_backward(dz_l, cache):
     demb : array of shape (B, L, d)
     dparams : dict with "sat_Wq", "sat_Wk", "sat_Wv"
     """
-    q_cache, k_cache, v_cache, dot_cache, sm_cache, apply_cache, pool_cache = cache["layers"]
+    c = cache["layers"]
     B, L, _ = cache["A"].shape
-    _, dH = layers.weighted_pool_backward(dz_l, pool_cache)  # B,L,d (0 at padded rows)
-    dA, dV = layers.attention_apply_backward(dH, apply_cache)  # B,L,L / B,L,d
-    dS = layers.masked_softmax_backward(dA.reshape(B * L, L), sm_cache).reshape(B, L, L)
-    dQ, dK = layers.scaled_dot_backward(dS, dot_cache)  # B,L,d each
-    demb, dWq, _ = layers.linear_backward(dQ, q_cache)
-    demb_k, dWk, _ = layers.linear_backward(dK, k_cache)
-    demb_v, dWv, _ = layers.linear_backward(dV, v_cache)
+    _, dH = layers.weighted_pool_backward(dz_l, c.pool)  # B,L,d (0 at padded rows)
+    dA, dV = layers.attention_apply_backward(dH, c.apply)  # B,L,L / B,L,d
+    (dS,) = layers.masked_softmax_backward(dA.reshape(B * L, L), c.sm)
+    dS = dS.reshape(B, L, L)
+    dQ, dK = layers.scaled_dot_backward(dS, c.dot)  # B,L,d each
+    demb, dWq, _ = layers.linear_backward(dQ, c.q)
+    demb_k, dWk, _ = layers.linear_backward(dK, c.k)
+    demb_v, dWv, _ = layers.linear_backward(dV, c.v)
     demb += demb_k
     demb += demb_v
     return demb, {"sat_Wq": dWq, "sat_Wk": dWk, "sat_Wv": dWv}

@@ -10,6 +10,7 @@ kernel (its twin: the name + ``_numpy``)
 ``softmax_xent_inplace``       loss of eq. (9)-(10) and ``dscores`` in place;
                                ``SRIEM.loss_and_grads``
 ``rank_topk``                  the target's rank and the top-k items; evaluation
+``topk``                       the top-k items alone; ``SRIEM.topk`` (recommending)
 ``adam_step``                  one Adam update with coupled L2, in place; ``Adam.step``
 ``embedding_scatter_add``      ``dE[x] += demb`` for every looked-up item;
                                ``SRIEM.loss_and_grads``
@@ -70,6 +71,8 @@ __all__ = [
     "softmax_xent_inplace_numpy",
     "rank_topk",
     "rank_topk_numpy",
+    "topk",
+    "topk_numpy",
     "adam_step",
     "adam_step_numpy",
     "embedding_scatter_add",
@@ -258,8 +261,37 @@ def rank_topk_numpy(scores, target_idx, k):
     B = scores.shape[0]
     target_score = scores[np.arange(B), target_idx][:, None]
     rank = 1 + (scores > target_score).sum(axis=1)
-    topk = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return rank.astype(np.int64), topk.astype(np.int64)
+    return rank.astype(np.int64), topk_numpy(scores, k)
+
+
+def topk_numpy(scores, k):
+    """The top-k columns of each row, best first, ties broken by the lower column.
+
+    Parameters
+    ----------
+    scores : float array of shape (B, n), no NaN
+    k : int, 1 <= k <= n
+
+    Returns
+    -------
+    topk : int64 array of shape (B, k)
+    """
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
+
+
+def topk(scores, k):
+    """Numba kernel of :func:`topk_numpy` (same arguments and result).
+
+    The top-k pass of :func:`rank_topk` without a target: per row, in
+    parallel over rows, a small sorted buffer of the best ``k`` seen so far.
+    """
+    scores = np.ascontiguousarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a (B, n) array, got shape {scores.shape}")
+    k = int(k)
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k must be in 1..{scores.shape[1]}, got {k}")
+    return _topk_loop(scores, k)
 
 
 def rank_topk(scores, target_idx, k):
@@ -301,6 +333,16 @@ def _topk_of_row(row, cols, best):
         cols[pos] = j
         if size < k:
             size += 1
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _topk_loop(scores, k):
+    B = scores.shape[0]
+    topk = np.empty((B, k), dtype=np.int64)
+    best = np.empty((B, k), dtype=scores.dtype)  # per-row scratch
+    for b in prange(B):
+        _topk_of_row(scores[b], topk[b], best[b])
+    return topk
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -625,9 +667,12 @@ def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant, L):
     Returns
     -------
     zcat : array of shape (B, 2d), ``[z_l ; z_s]``
-    cache : dict; ``cache["beta"]`` (B, L) is eq. (5)'s importance
+    cache : dict; ``cache["beta"]`` (B, L) is eq. (5)'s importance; ``cache["layers"]``
+        the layers' caches, a :class:`minisriem.importance.IEMCaches` (the
+        projections, done by the caller, have none), ``cache["last"]`` the last item's
     """
     from minisriem import layers  # the twin is the layers themselves
+    from minisriem.importance import IEMCaches
 
     sigmoid_qk, inner, outer, t_minus_1 = _iem_scales(variant, emb.shape[1])
     l = qk_lin.shape[1] // 2
@@ -643,8 +688,8 @@ def iem_pool_forward_numpy(qk_lin, emb, item_seq_len, variant, L):
     beta, sm_cache = layers.masked_softmax_forward(alpha, item_seq_len)
     z_l, pool_cache = layers.weighted_pool_forward(beta, emb_pad)
     z_s, last_cache = layers.last_item_forward(emb_pad, item_seq_len)
-    caches = (q_cache, k_cache, aff_cache, avg_cache, sm_cache, pool_cache, last_cache)
-    cache = {"beta": beta, "layers": caches, "item_seq_len": item_seq_len}
+    caches = IEMCaches(None, None, q_cache, k_cache, aff_cache, avg_cache, sm_cache, pool_cache)
+    cache = {"beta": beta, "layers": caches, "last": last_cache, "item_seq_len": item_seq_len}
     return np.concatenate([z_l, z_s], axis=1), cache
 
 
@@ -663,17 +708,14 @@ def iem_pool_backward_numpy(dzcat, cache):
         (the part through ``qk_lin`` is the caller's product ``dqk_lin [Wq | Wk]^T``)
     """
     from minisriem import layers
+    from minisriem.importance import iem_beta_backward
 
-    q_cache, k_cache, aff_cache, avg_cache, sm_cache, pool_cache, last_cache = cache["layers"]
+    c = cache["layers"]
     d = dzcat.shape[1] // 2
-    dbeta, demb = layers.weighted_pool_backward(dzcat[:, :d], pool_cache)
-    demb = demb + layers.last_item_backward(dzcat[:, d:], last_cache)
-    dalpha = layers.masked_softmax_backward(dbeta, sm_cache)
-    dC = layers.masked_average_backward(dalpha, avg_cache)
-    dQ, dK = layers.affinity_backward(dC, aff_cache)
-    if q_cache is not None:
-        dQ = layers.sigmoid_backward(dQ, q_cache)
-        dK = layers.sigmoid_backward(dK, k_cache)
+    dbeta, demb = layers.weighted_pool_backward(dzcat[:, :d], c.pool)
+    (demb_last,) = layers.last_item_backward(dzcat[:, d:], cache["last"])
+    demb = demb + demb_last
+    dQ, dK = iem_beta_backward(dbeta, c)
     valid = layers.valid_mask(cache["item_seq_len"], demb.shape[1])
     return np.concatenate([dQ, dK], axis=2)[valid], demb[valid]
 

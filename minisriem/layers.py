@@ -5,10 +5,10 @@ Every layer follows one API, so a reader who knows one knows all::
     out, cache = name_forward(inputs..., params...)
     grads = name_backward(dout, cache)
 
-``grads`` is a tuple of gradients in the order of the forward's differentiable
-arguments (integer arguments such as ``item_seq`` get none), or a single array
-when there is exactly one. ``cache`` holds what the backward pass needs and is
-opaque to the caller.
+``grads`` is always a tuple of gradients in the order of the forward's
+differentiable arguments (integer arguments such as ``item_seq`` get none),
+a tuple of one when there is one: ``(dx,) = sigmoid_backward(ds, cache)``.
+``cache`` holds what the backward pass needs and is opaque to the caller.
 
 Shape letters, used in every docstring and comment:
 
@@ -21,6 +21,8 @@ its row, ``t_b = item_seq_len[b]`` is its true length (1 <= t_b <= L), and the
 last real item sits at position ``t_b - 1``. Equation numbers are the paper's
 (Pan et al., SIGIR 2020).
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -107,13 +109,13 @@ def embedding_backward(demb, cache):
 
     Returns
     -------
-    dE : array of shape (n+1, d), ``dE[0] == 0``
+    (dE,) : a tuple of one array of shape (n+1, d), ``dE[0] == 0``
     """
     item_seq, shape = cache
     dE = np.zeros(shape, dtype=demb.dtype)
     np.add.at(dE, item_seq.ravel(), demb.reshape(-1, shape[1]))
     dE[0] = 0
-    return dE
+    return (dE,)
 
 
 # --------------------------------------------------------------------------
@@ -182,14 +184,32 @@ def sigmoid_forward(x):
 
 
 def sigmoid_backward(ds, cache):
-    """``dx = ds * s * (1 - s)``."""
+    """``dx = ds * s * (1 - s)``.
+
+    Returns
+    -------
+    (dx,) : a tuple of one array of the shape of ``ds``
+    """
     s = cache
-    return ds * s * (1.0 - s)
+    return (ds * s * (1.0 - s),)
 
 
 # --------------------------------------------------------------------------
 # affinity: C = outer * sigmoid(inner * Q K^T), eq. (3)
 # --------------------------------------------------------------------------
+class AffinityCache(NamedTuple):
+    """What :func:`affinity_backward` needs from :func:`affinity_forward`."""
+
+    Q: np.ndarray
+    """(B, L, l), the queries."""
+    K: np.ndarray
+    """(B, L, l), the keys."""
+    P: np.ndarray
+    """(B, L, L), ``sigmoid(inner_scale * Q K^T)``."""
+    inner_scale: float
+    outer_scale: float
+
+
 def affinity_forward(Q, K, inner_scale, outer_scale):
     """Item-to-item affinity, eq. (3).
 
@@ -205,13 +225,13 @@ def affinity_forward(Q, K, inner_scale, outer_scale):
     Returns
     -------
     C : array of shape (B, L, L), ``C[b, i, j]`` = affinity of item i to item j
-    cache : tuple
+    cache : AffinityCache
     """
     inner_scale, outer_scale = float(inner_scale), float(outer_scale)  # keep Q's dtype
     S = Q @ K.transpose(0, 2, 1)  # B,L,L
     P, _ = sigmoid_forward(inner_scale * S)
     C = outer_scale * P
-    return C, (Q, K, P, inner_scale, outer_scale)
+    return C, AffinityCache(Q, K, P, inner_scale, outer_scale)
 
 
 def affinity_backward(dC, cache):
@@ -224,10 +244,10 @@ def affinity_backward(dC, cache):
     -------
     dQ, dK : arrays of shape (B, L, l)
     """
-    Q, K, P, inner_scale, outer_scale = cache
-    dS = (outer_scale * inner_scale) * dC * P * (1.0 - P)  # B,L,L
-    dQ = dS @ K
-    dK = dS.transpose(0, 2, 1) @ Q
+    c = cache
+    dS = (c.outer_scale * c.inner_scale) * dC * c.P * (1.0 - c.P)  # B,L,L
+    dQ = dS @ c.K
+    dK = dS.transpose(0, 2, 1) @ c.Q
     return dQ, dK
 
 
@@ -275,10 +295,10 @@ def masked_average_backward(dalpha, cache):
 
     Returns
     -------
-    dC : array of shape (B, L, L), zero on the diagonal and at padding
+    (dC,) : a tuple of one array of shape (B, L, L), zero on the diagonal and at padding
     """
     M, inv = cache
-    return np.where(M, (dalpha * inv)[:, :, None], 0).astype(dalpha.dtype, copy=False)
+    return (np.where(M, (dalpha * inv)[:, :, None], 0).astype(dalpha.dtype, copy=False),)
 
 
 # --------------------------------------------------------------------------
@@ -311,11 +331,11 @@ def masked_softmax_backward(dbeta, cache):
 
     Returns
     -------
-    dalpha : array of shape (B, L)
+    (dalpha,) : a tuple of one array of shape (B, L)
     """
     beta = cache
     dbeta = np.where(beta > 0, dbeta, 0)  # a padded dbeta must not reach the sum
-    return beta * (dbeta - (beta * dbeta).sum(axis=1, keepdims=True))
+    return (beta * (dbeta - (beta * dbeta).sum(axis=1, keepdims=True)),)
 
 
 # --------------------------------------------------------------------------
@@ -378,12 +398,12 @@ def last_item_backward(dz_s, cache):
 
     Returns
     -------
-    demb : array of shape (B, L, d)
+    (demb,) : a tuple of one array of shape (B, L, d)
     """
     rows, last, shape = cache
     demb = np.zeros(shape, dtype=dz_s.dtype)
     demb[rows, last] = dz_s
-    return demb
+    return (demb,)
 
 
 # --------------------------------------------------------------------------
@@ -492,14 +512,14 @@ def softmax_cross_entropy_backward(dloss, cache):
 
     Returns
     -------
-    dscores : array of shape (B, n)
+    (dscores,) : a tuple of one array of shape (B, n)
     """
     scores, target_idx, lse = cache
     B = scores.shape[0]
     dscores = np.exp(scores - lse)
     dscores[np.arange(B), target_idx] -= 1.0
     dscores *= dloss / B
-    return dscores
+    return (dscores,)
 
 
 # --------------------------------------------------------------------------

@@ -62,6 +62,9 @@ POPULARITY_RULE = (
 OLD_NAMES = {"Recall": ("hit", "recall"), "MRR": ("mrr",), "NDCG": ("ndcg",)}
 """Keys of evaluation files written before the list metrics, and their new names."""
 
+RECORD_NAMES = {"recall": "Recall", "mrr": "MRR", "ndcg": "NDCG"}
+"""The names the training records keep (see :func:`record_names`)."""
+
 MAX_LENGTH = 10
 """Sessions of this length and longer form one group, labelled "10+"."""
 
@@ -101,18 +104,8 @@ def model_ranks(model, item_seq, item_seq_len, targets, batch_size=512, stop=Non
     -------
     ranks : int64 array of shape (N,), or None when ``stop`` ended it early
     """
-    n = len(targets)
-    ranks = np.empty(n, dtype=np.int64)
-    for start in range(0, n, batch_size):
-        if stop is not None and stop():
-            return None
-        end = min(start + batch_size, n)
-        batch = item_seq[start:end], item_seq_len[start:end]
-        if hasattr(model, "rank_topk"):  # SRIEM: scores into one reused (B, n) buffer
-            ranks[start:end] = model.rank_topk(*batch, targets[start:end], k=1)[0]
-        else:  # the baselines
-            ranks[start:end] = target_ranks(model.scores(*batch), targets[start:end])
-    return ranks
+    ranked = model_topk(model, item_seq, item_seq_len, targets, 1, batch_size, stop)
+    return None if ranked is None else ranked[0]
 
 
 def recall_at_k(ranks, k):
@@ -169,28 +162,6 @@ def ndcg_at_k(ranks, k):
     return float(np.mean(np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)))
 
 
-def rank_metrics(ranks, ks=KS):
-    """Recall, MRR and NDCG at every cut-off.
-
-    Parameters
-    ----------
-    ranks : int array of shape (N,)
-    ks : sequence of int
-
-    Returns
-    -------
-    dict
-        ``{"Recall@5": ..., "MRR@5": ..., "NDCG@5": ..., "Recall@10": ...}``,
-        fractions in [0, 1] (NaN when there is no example).
-    """
-    out = {}
-    for k in ks:
-        out[f"Recall@{k}"] = recall_at_k(ranks, k)
-        out[f"MRR@{k}"] = mrr_at_k(ranks, k)
-        out[f"NDCG@{k}"] = ndcg_at_k(ranks, k)
-    return out
-
-
 def length_groups(lengths, max_length=MAX_LENGTH):
     """Group label of each example: its session length, or "10+" from ``max_length`` on.
 
@@ -214,8 +185,8 @@ def length_groups(lengths, max_length=MAX_LENGTH):
     return labels, group
 
 
-def metrics_by_length(ranks, lengths, ks=KS, max_length=MAX_LENGTH, metrics=None):
-    """:func:`rank_metrics` for each session length (the data of the paper's Fig. 2).
+def metrics_by_length(ranks, lengths, ks=KS, max_length=MAX_LENGTH):
+    """:func:`ranking_metrics` for each session length (the data of the paper's Fig. 2).
 
     Parameters
     ----------
@@ -224,22 +195,19 @@ def metrics_by_length(ranks, lengths, ks=KS, max_length=MAX_LENGTH, metrics=None
         True prefix length of each example (see :func:`length_groups`).
     ks : sequence of int
     max_length : int
-    metrics : callable, optional
-        ``metrics(ranks, ks) -> dict``; default :func:`rank_metrics`
-        (:func:`ranking_metrics` gives the new names).
 
     Returns
     -------
     dict
-        ``{"1": {"count": c, "Recall@5": ...}, ..., "10+": {...}}``; a group
-        with no example has count 0 and metrics None.
+        ``{"1": {"count": c, "hit@5": ..., "recall@5": ...}, ..., "10+": {...}}``;
+        a group with no example has count 0 and metrics None.
     """
     ranks = np.asarray(ranks)
     labels, group = length_groups(lengths, max_length)
     out = {}
     for g, label in enumerate(labels):
         mine = ranks[group == g]
-        values = (metrics or rank_metrics)(mine, ks)
+        values = ranking_metrics(mine, ks)
         if not mine.size:  # None rather than NaN, which JSON cannot hold
             values = dict.fromkeys(values)
         out[label] = {"count": int(mine.size), **values}
@@ -293,8 +261,8 @@ def format_metrics_table(rows, ks=KS, names=("Recall", "MRR", "NDCG")):
     Parameters
     ----------
     rows : list of (str, dict)
-        A label and a dict as returned by :func:`rank_metrics` (a ``"count"``
-        entry, when present, becomes an "examples" column).
+        A label and a dict of metrics keyed ``name@K`` (a ``"count"`` entry,
+        when present, becomes an "examples" column).
     ks : sequence of int
     names : sequence of str, the metrics to show
 
@@ -342,7 +310,7 @@ def hit_at_k(ranks, k):
     return recall_at_k(ranks, k)
 
 
-def model_topk(model, item_seq, item_seq_len, targets, k, batch_size=512):
+def model_topk(model, item_seq, item_seq_len, targets, k, batch_size=512, stop=None):
     """Ranks of the true next items and each example's top ``k`` items, in batches.
 
     Parameters
@@ -353,21 +321,26 @@ def model_topk(model, item_seq, item_seq_len, targets, k, batch_size=512):
     targets : int array of shape (N,), item ids 1..n
     k : int, at most the number of items
     batch_size : int
+    stop : callable or None
+        Asked between batches; when it returns True the ranking is abandoned.
 
     Returns
     -------
     ranks : int64 array of shape (N,), strict tie rule
     topk : int64 array of shape (N, k), item ids 1..n, best first, ties by the lower id
+    (None instead of the pair when ``stop`` ended it early)
     """
     n = len(targets)
     ranks = np.empty(n, dtype=np.int64)
     topk = np.empty((n, k), dtype=np.int64)
     for start in range(0, n, batch_size):
+        if stop is not None and stop():
+            return None
         end = min(start + batch_size, n)
         batch = item_seq[start:end], item_seq_len[start:end]
-        if hasattr(model, "rank_topk"):
+        if hasattr(model, "rank_topk"):  # SRIEM: scores into one reused (B, n) buffer
             ranks[start:end], topk[start:end] = model.rank_topk(*batch, targets[start:end], k=k)
-        else:
+        else:  # the baselines
             r, top = rank_topk(model.scores(*batch), np.asarray(targets[start:end]) - 1, k)
             ranks[start:end], topk[start:end] = r, top + 1
     return ranks, topk
@@ -553,13 +526,38 @@ def evaluation_metrics(ranks, topk, popularity, catalogue, ks=KS):
     head = head_mask(popularity, catalogue)
     out = {}
     for k in ks:
-        out[f"hit@{k}"] = hit_at_k(ranks, k)
-        out[f"recall@{k}"] = recall_at_k(ranks, k)
-        out[f"mrr@{k}"] = mrr_at_k(ranks, k)
-        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+        out.update(ranking_metrics(ranks, (k,)))
         out[f"coverage@{k}"] = coverage_at_k(topk, k, catalogue)
         out[f"avg_popularity@{k}"] = avg_popularity_at_k(topk, k, popularity)
         out[f"tail_share@{k}"] = tail_share_at_k(topk, k, head)
+    return out
+
+
+def record_names(metrics):
+    """``metrics`` under the names the training records keep: ``Recall@K``, ``MRR@K``, ``NDCG@K``.
+
+    The epoch records (``metrics.jsonl``, the meta of ``model.npz``, the
+    reproduction's state) were written with these names before the list
+    metrics existed, and keep them so that old run directories keep loading.
+    ``hit@K`` (the same number as ``recall@K``) and other metrics are left
+    out; keys that name no metric (no ``@``, such as ``count``) are kept.
+    :func:`upgrade_metric_names` goes the other way.
+
+    Parameters
+    ----------
+    metrics : dict, e.g. from :func:`ranking_metrics`
+
+    Returns
+    -------
+    dict
+    """
+    out = {}
+    for key, value in metrics.items():
+        name, at, k = key.partition("@")
+        if not at:
+            out[key] = value
+        elif name in RECORD_NAMES:
+            out[f"{RECORD_NAMES[name]}@{k}"] = value
     return out
 
 

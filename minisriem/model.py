@@ -267,7 +267,7 @@ class SRIEM:
             embedding-lookup part (the scoring part is added by the caller)
         """
         items, demb, grads = self._session_backward_to_emb(dz_h, cache)
-        grads["E"] = layers.embedding_backward(demb, (items, self.params["E"].shape))
+        (grads["E"],) = layers.embedding_backward(demb, (items, self.params["E"].shape))
         return grads
 
     def _session_backward_to_emb(self, dz_h, cache):
@@ -292,7 +292,7 @@ class SRIEM:
             return self._iem_session_backward(dz_h, cache)
         _, backward = MODULES[self.importance_name]
         dz_l, dz_s, dW0, db0 = layers.fusion_backward(dz_h, cache["fusion"])
-        demb = layers.last_item_backward(dz_s, cache["last"])  # B,L,d
+        (demb,) = layers.last_item_backward(dz_s, cache["last"])  # B,L,d
         demb_imp, grads = backward(dz_l, cache["importance"])
         demb += demb_imp
         grads["W0"] = dW0
@@ -341,13 +341,15 @@ class SRIEM:
             "beta": pool_cache["beta"],
             "emb": (item_seq, p["E"].shape),  # as layers.embedding_forward's cache
             "dropout": mask,
-            "kernel": (items, emb, Wqk, zcat, pool_cache),
+            # items (N,), emb (N, d), Wqk (d, 2l), zcat (B, 2d), the kernel's own cache
+            "kernel": {"items": items, "emb": emb, "Wqk": Wqk, "zcat": zcat, "pool": pool_cache},
         }
         return z_h, cache
 
     def _iem_session_backward(self, dz_h, cache):
         """:meth:`_session_backward_to_emb` of :meth:`_iem_session_forward`."""
-        items, emb, Wqk, zcat, pool_cache = cache["kernel"]
+        k = cache["kernel"]
+        items, emb, Wqk, zcat, pool_cache = k["items"], k["emb"], k["Wqk"], k["zcat"], k["pool"]
         dzcat = dz_h @ self.params["W0"]  # B,2d
         grads = {"W0": dz_h.T @ zcat}  # d,2d
         if "b0" in self.params:
@@ -384,7 +386,7 @@ class SRIEM:
         q, q_cache = self.score_vector(z_h)  # z_h, or scale * z_h / |z_h| (SR-IEM+)
         scores, sc_cache = layers.scores_forward(q, table)  # B,n
         loss, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
-        dscores = layers.softmax_cross_entropy_backward(1.0, ce_cache)  # B,n
+        (dscores,) = layers.softmax_cross_entropy_backward(1.0, ce_cache)  # B,n
         dq, dE = layers.scores_backward(dscores, sc_cache)
         grads = self.session_backward(self.score_vector_backward(dq, q_cache), cache)
         dE += grads["E"]
@@ -480,6 +482,27 @@ class SRIEM:
             scores = self.scores(item_seq, item_seq_len)
             rank, topk = kernels.rank_topk_numpy(scores, targets - 1, k)
         return rank, topk + 1
+
+    def topk(self, item_seq, item_seq_len, k=20, return_scores=False):
+        """The ``k`` best-scored items of each session: what to recommend.
+
+        Parameters
+        ----------
+        item_seq, item_seq_len : the batch, as in :meth:`loss_and_grads`
+        k : int, 1 <= k <= n
+        return_scores : bool, also return the scores of those items
+
+        Returns
+        -------
+        topk : int64 array of shape (B, k), item ids 1..n, best first, ties
+            broken by the lower id (:func:`minisriem.kernels.topk`)
+        scores : array of shape (B, k), their scores (eq. 8); only with ``return_scores``
+        """
+        scores = self.scores(item_seq, item_seq_len)  # B,n
+        top = kernels.topk(scores, k) if self.backend == "numba" else kernels.topk_numpy(scores, k)
+        if return_scores:
+            return top + 1, np.take_along_axis(scores, top, axis=1)
+        return top + 1
 
     def item_weights(self, item_seq, item_seq_len):
         """The weight each item of each session receives from the importance module.

@@ -40,24 +40,25 @@ How one session ``x_1, ..., x_t`` (``t`` clicks, oldest first) is scored:
    them: a hit for every session with few neighbour items.
 
 Speed: ``fit`` builds two CSR indices (distinct items per training session,
-and training sessions per item). Scoring visits only the sessions of the
-session's items, in a Numba loop (:func:`vsknn_scores`) beside its plain
-NumPy twin (:func:`vsknn_scores_numpy`). Shape letters: ``B`` batch, ``L``
-padded session length, ``n`` items, ``S`` training sessions.
+and training sessions per item: :class:`~minisriem.session_knn.SessionIndex`).
+Scoring visits only the sessions of the session's items, in a Numba loop
+(:func:`vsknn_scores`) beside its plain NumPy twin (:func:`vsknn_scores_numpy`);
+what the loop shares with STAN's is in :mod:`minisriem.session_knn`. Shape
+letters: ``B`` batch, ``L`` padded session length, ``n`` items, ``S`` training
+sessions.
 """
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
-from minisriem import kernels as _kernels  # noqa: F401  (sets Numba's threading layer)
-from minisriem.baselines import _check_batch, _popularity, training_sessions
+from minisriem import session_knn
+from minisriem.baselines import _check_batch
 
 __all__ = [
     "WEIGHTINGS",
     "SCORE_WEIGHTINGS",
     "position_weights",
     "step_decay",
-    "SessionIndex",
     "vsknn_neighbours_numpy",
     "vsknn_scores_numpy",
     "vsknn_scores",
@@ -140,90 +141,8 @@ def step_decay(L, score_weighting):
 
 
 # --------------------------------------------------------------------------
-# the index
-# --------------------------------------------------------------------------
-class SessionIndex:
-    """Training sessions by item and items by session, both in CSR layout.
-
-    Parameters
-    ----------
-    offsets : int array of shape (S + 1,)
-    items : int array of shape (clicks,), item ids 1..n
-        Session ``s`` is ``items[offsets[s]:offsets[s + 1]]``, sessions in date order.
-    n_items : int
-
-    Attributes
-    ----------
-    session_offsets : int64 array of shape (S + 1,)
-    session_items : int32 array of shape (P,)
-        The distinct items of session ``s``, ``session_items[session_offsets[s]:
-        session_offsets[s + 1]]``, in increasing id. ``P`` counts distinct
-        (session, item) pairs.
-    item_offsets : int64 array of shape (n + 2,)
-    item_sessions : int32 array of shape (P,)
-        The sessions containing item ``i``, ``item_sessions[item_offsets[i]:
-        item_offsets[i + 1]]``, in increasing session index (row 0, padding, empty).
-    click_offsets : int64 array of shape (S + 1,)
-    clicks : int32 array of shape (clicks,)
-        The sessions as given, repeats included (STAN reads click positions).
-    """
-
-    def __init__(self, offsets, items, n_items):
-        offsets = np.asarray(offsets, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        n = int(n_items)
-        if items.size and (items.min() < 1 or items.max() > n):
-            raise ValueError(f"training item ids must be in 1..{n}")
-        S = len(offsets) - 1
-        sess = np.repeat(np.arange(S, dtype=np.int64), np.diff(offsets))  # clicks
-        pairs = np.unique(sess * (n + 1) + items)  # P, sorted by session then item
-        s_of = pairs // (n + 1)
-        i_of = (pairs % (n + 1)).astype(np.int32)
-        self.n_sessions, self.n_items = S, n
-        self.click_offsets, self.clicks = offsets, items.astype(np.int32)
-        self.session_offsets = np.zeros(S + 1, dtype=np.int64)
-        np.cumsum(np.bincount(s_of, minlength=S), out=self.session_offsets[1:])
-        self.session_items = i_of
-        by_item = np.argsort(i_of, kind="stable")  # stable: sessions stay in order
-        self.item_offsets = np.zeros(n + 2, dtype=np.int64)
-        np.cumsum(np.bincount(i_of, minlength=n + 1), out=self.item_offsets[1:])
-        self.item_sessions = s_of[by_item].astype(np.int32)
-
-    def sessions_of(self, item):
-        """int32 array: the training sessions containing ``item``."""
-        return self.item_sessions[self.item_offsets[item] : self.item_offsets[item + 1]]
-
-    def clicks_of(self, session):
-        """int32 array: the clicks of training session ``session``, in order."""
-        return self.clicks[self.click_offsets[session] : self.click_offsets[session + 1]]
-
-    def items_of(self, session):
-        """int32 array: the distinct items of training session ``session``."""
-        return self.session_items[self.session_offsets[session] : self.session_offsets[session + 1]]
-
-
-# --------------------------------------------------------------------------
 # the NumPy twin
 # --------------------------------------------------------------------------
-def _distinct_recent_first(seq, weights):
-    """Distinct items of one session, most recent first, with weight and step.
-
-    Parameters
-    ----------
-    seq : int array of shape (t,), the session, oldest first
-    weights : float64 array of shape (t,), the position weights
-
-    Returns
-    -------
-    items : (u,) item ids; weights : (u,) the weight of each item's last click;
-    steps : (u,) int, 1 + clicks after that last click
-    """
-    rev = seq[::-1]
-    _, first = np.unique(rev, return_index=True)  # an item's first place from the end
-    first = np.sort(first)
-    return rev[first], weights[::-1][first], first + 1
-
-
 def vsknn_neighbours_numpy(seq, weights, index, key, k, m):
     """The neighbours of one session, the plain NumPy statement.
 
@@ -231,7 +150,7 @@ def vsknn_neighbours_numpy(seq, weights, index, key, k, m):
     ----------
     seq : int array of shape (t,), the session's item ids, oldest first
     weights : float64 array of shape (t,), :func:`position_weights` of its clicks
-    index : SessionIndex
+    index : :class:`~minisriem.session_knn.SessionIndex`
     key : int array of shape (S,)
         Sampling order: the ``m`` candidates with the largest key are kept
         (the session index for "most recent"); distinct values.
@@ -245,7 +164,7 @@ def vsknn_neighbours_numpy(seq, weights, index, key, k, m):
     steps : int array of shape (k',)
         Steps back to the most recent click each neighbour shares (1 = last click).
     """
-    items, w, steps = _distinct_recent_first(np.asarray(seq), np.asarray(weights))
+    items, w, steps = session_knn.distinct_recent_first(np.asarray(seq), np.asarray(weights))
     acc = np.zeros(index.n_sessions)  # S: the dot products
     step_of = np.zeros(index.n_sessions, dtype=np.int64)  # S: 0 = not a candidate
     for item, wi, st in zip(items, w, steps, strict=True):  # most recent item first
@@ -269,7 +188,7 @@ def vsknn_scores_numpy(item_seq, item_seq_len, weights, decay, index, key, k, m,
     item_seq_len : int array of shape (B,), values 1..L
     weights : float64 array of shape (B, L), :func:`position_weights`
     decay : float64 array of shape (L,), :func:`step_decay`
-    index : SessionIndex
+    index : :class:`~minisriem.session_knn.SessionIndex`
     key : int array of shape (S,), see :func:`vsknn_neighbours_numpy`
     k, m : int
     background : float64 array of shape (n,), the scores of items no neighbour contains
@@ -326,31 +245,15 @@ def _row_scores(
 
     ``out_items[:r]`` are the items some neighbour contains, ``out_vals[:r]``
     their scores. ``tag`` is unique per row: the ``*_tag`` arrays mark what
-    this row has seen, so no scratch array is cleared between rows.
+    this row has seen, so no scratch array is cleared between rows
+    (``item_tag``: ``tag`` for the session's items, ``-tag`` for the scored ones).
     """
     # 1. distinct items, most recent first
-    u = 0
-    for p in range(t - 1, -1, -1):
-        it = seq[p]
-        if item_tag[it] != tag:
-            item_tag[it] = tag
-            d_items[u] = it
-            d_w[u] = weights[p]
-            d_step[u] = t - p
-            u += 1
-    # 2. candidates and their dot products
-    n_cand = 0
-    for j in range(u):
-        it = d_items[j]
-        for q in range(i_off[it], i_off[it + 1]):
-            s = i_sess[q]
-            if sess_tag[s] != tag:
-                sess_tag[s] = tag
-                acc[s] = 0.0
-                step_of[s] = d_step[j]
-                touched[n_cand] = s
-                n_cand += 1
-            acc[s] += d_w[j]
+    u = session_knn.distinct_items(seq, t, weights, item_tag, tag, d_items, d_w, d_step)
+    # 2. candidates, their dot products and steps
+    n_cand = session_knn.collect_candidates(
+        u, d_items, d_w, d_step, i_off, i_sess, tag, sess_tag, acc, step_of, touched
+    )
     cand = touched[:n_cand]
     # 3. the m largest keys, then by similarity (stable: ties keep the larger key first)
     order = np.argsort(-key[cand])
@@ -368,16 +271,10 @@ def _row_scores(
         n_nb += 1
         s = sample[j]
         c = sim[j] * decay[step_of[s] - 1]
-        for q in range(s_off[s], s_off[s + 1]):
-            it = s_items[q]
-            if item_tag[it] != -tag:  # -tag: scored in this row
-                item_tag[it] = -tag
-                out_pos[it] = r
-                out_items[r] = it
-                out_vals[r] = c
-                r += 1
-            else:
-                out_vals[out_pos[it]] += c
+        for q in range(s_off[s], s_off[s + 1]):  # -tag marks the items scored in this row
+            r = session_knn.add_score(
+                s_items[q], c, r, item_tag, -tag, out_items, out_vals, out_pos
+            )
     return r
 
 
@@ -395,22 +292,14 @@ def _vsknn_loop(
     B, L = item_seq.shape
     n = bg.shape[0]
     S = key.shape[0]
-    want_dense = dense.shape[0] > 0
     n_chunks = max(1, min(B, n_threads))
     for c in prange(n_chunks):
         lo = c * B // n_chunks
         hi = (c + 1) * B // n_chunks
         item_tag = np.zeros(n + 1, dtype=np.int64)
-        sess_tag = np.zeros(S, dtype=np.int64)
-        acc = np.empty(S)
-        step_of = np.empty(S, dtype=np.int64)
-        touched = np.empty(S, dtype=np.int64)
-        d_items = np.empty(L, dtype=np.int64)
-        d_w = np.empty(L)
-        d_step = np.empty(L, dtype=np.int64)
-        out_items = np.empty(n, dtype=np.int64)
-        out_vals = np.empty(n)
-        out_pos = np.empty(n + 1, dtype=np.int64)
+        sess_tag, acc, step_of, touched, d_items, d_w, d_step, out_items, out_vals, out_pos = (
+            session_knn.row_scratch(n, S, L)
+        )
         for b in range(lo, hi):
             tag = b + 1
             r = _row_scores(
@@ -418,75 +307,14 @@ def _vsknn_loop(
                 i_sess, key, k, m, tag, item_tag, sess_tag, acc, step_of, touched,
                 d_items, d_w, d_step, out_items, out_vals, out_pos,
             )  # fmt: skip
-            if want_dense:
-                for j in range(r):
-                    dense[b, out_items[j] - 1] = out_vals[j]
-                continue
-            target = targets[b]
-            scored = item_tag[target] == -tag
-            ranks[b] = _target_rank(target, scored, r, out_items, out_vals, out_pos, bg, bg_higher)
-
-
-@njit(cache=True)
-def _target_rank(target, scored, r, out_items, out_vals, out_pos, bg, bg_higher):
-    """1 + the items scored strictly higher than ``target``, from a row's sparse scores.
-
-    ``out_items[:r]`` got the scores ``out_vals[:r]`` (all above the
-    background); every other item ``i`` scores ``bg[i - 1]``, and
-    ``bg_higher[i - 1]`` counts the items whose background is above it.
-    ``scored`` says whether the target is among the ``r``.
-    """
-    if scored:  # only scored items can beat it
-        v = out_vals[out_pos[target]]
-        ahead = 0
-        for j in range(r):
-            if out_vals[j] > v:
-                ahead += 1
-    else:  # every scored item, and the background items above it that are not scored
-        v = bg[target - 1]
-        ahead = r + bg_higher[target - 1]
-        for j in range(r):
-            if bg[out_items[j] - 1] > v:
-                ahead -= 1
-    return 1 + ahead
-
-
-def background_higher(background):
-    """For each item, how many items have a strictly higher background score.
-
-    Parameters
-    ----------
-    background : float64 array of shape (n,)
-
-    Returns
-    -------
-    int64 array of shape (n,)
-    """
-    ordered = np.sort(background)
-    return (len(ordered) - np.searchsorted(ordered, background, side="right")).astype(np.int64)
-
-
-def popularity_background(popularity, fallback):
-    """The scores of items no neighbour contains: ``pop / (max pop + 1) - 1``, in [-1, 0).
-
-    Parameters
-    ----------
-    popularity : int array of shape (n,), training clicks per item
-    fallback : {"popularity", None}; None gives zeros (all tied)
-
-    Returns
-    -------
-    float64 array of shape (n,)
-    """
-    if fallback is None:
-        return np.zeros(len(popularity))
-    pop = np.asarray(popularity, dtype=np.float64)
-    return pop / (pop.max(initial=0) + 1) - 1
+            session_knn.store_row(
+                b, r, item_tag, -tag, targets, dense, ranks, out_items, out_vals, out_pos,
+                bg, bg_higher,
+            )  # fmt: skip
 
 
 def _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m):
-    if int(k) < 1 or int(m) < 1:
-        raise ValueError(f"k and m must be at least 1, got k={k}, m={m}")
+    k, m = session_knn.check_k_m(k, m)
     return (
         np.ascontiguousarray(item_seq, dtype=np.int64),
         np.ascontiguousarray(item_seq_len, dtype=np.int64),
@@ -497,8 +325,8 @@ def _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m):
         index.item_offsets,
         index.item_sessions,
         np.ascontiguousarray(key, dtype=np.int64),
-        int(k),
-        int(m),
+        k,
+        m,
     )
 
 
@@ -512,12 +340,7 @@ def vsknn_scores(item_seq, item_seq_len, weights, decay, index, key, k, m, backg
     Parallel over chunks of rows, one per thread.
     """
     args = _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m)
-    background = np.ascontiguousarray(background, dtype=np.float64)
-    B = len(args[0])
-    dense = np.repeat(background[None, :], B, axis=0)  # B,n
-    none = np.zeros(0, dtype=np.int64)
-    _vsknn_loop(*args, background, none, none, dense, none, get_num_threads())
-    return dense
+    return session_knn.dense_scores(_vsknn_loop, args, background)
 
 
 def vsknn_ranks(item_seq, item_seq_len, weights, decay, index, key, k, m, background, targets):
@@ -540,36 +363,14 @@ def vsknn_ranks(item_seq, item_seq_len, weights, decay, index, key, k, m, backgr
     ranks : int64 array of shape (B,)
     """
     args = _kernel_args(item_seq, item_seq_len, weights, decay, index, key, k, m)
-    background, higher, targets, no_dense, ranks = rank_arrays(background, targets, len(args[0]))
-    _vsknn_loop(*args, background, higher, targets, no_dense, ranks, get_num_threads())
-    return ranks
-
-
-def rank_arrays(background, targets, B):
-    """What the kernels' ranking mode needs, checked: the arrays of ``*_ranks``.
-
-    Returns
-    -------
-    background : float64 array (n,); higher : its :func:`background_higher` table;
-    targets : int64 array (B,); no_dense : an empty (0, n) score matrix (ranks
-    only); ranks : int64 array (B,) for the kernel to fill
-    """
-    background = np.ascontiguousarray(background, dtype=np.float64)
-    targets = np.ascontiguousarray(targets, dtype=np.int64)
-    if targets.shape != (B,):
-        raise ValueError(f"targets must be ({B},), got {targets.shape}")
-    if targets.size and (targets.min() < 1 or targets.max() > len(background)):
-        raise ValueError(f"targets must be item ids 1..{len(background)}")
-    ranks = np.empty(B, dtype=np.int64)
-    no_dense = np.zeros((0, len(background)))
-    return background, background_higher(background), targets, no_dense, ranks
+    return session_knn.sparse_ranks(_vsknn_loop, args, background, targets)
 
 
 # --------------------------------------------------------------------------
 # the recommender
 # --------------------------------------------------------------------------
-class VSKNN:
-    """V-SKNN with the baselines' interface (``fit``, ``scores``), see the module docs.
+class VSKNN(session_knn.SessionKNN):
+    """V-SKNN with the baselines' interface (``fit``, ``scores``, ``ranks``), see the module docs.
 
     Parameters
     ----------
@@ -596,6 +397,9 @@ class VSKNN:
     """
 
     name = "V-SKNN"
+    scores_kernel = staticmethod(vsknn_scores)
+    scores_twin = staticmethod(vsknn_scores_numpy)
+    ranks_kernel = staticmethod(vsknn_ranks)
 
     def __init__(
         self,
@@ -610,12 +414,8 @@ class VSKNN:
     ):
         if sampling not in ("recent", "random"):
             raise ValueError(f"sampling must be 'recent' or 'random', not {sampling!r}")
-        if fallback not in ("popularity", None):
-            raise ValueError(f"fallback must be 'popularity' or None, not {fallback!r}")
-        if backend not in ("numba", "numpy"):
-            raise ValueError(f"backend must be 'numba' or 'numpy', not {backend!r}")
+        super().__init__(fallback, backend)
         self.sampling, self.seed = sampling, int(seed)
-        self.fallback, self.backend = fallback, backend
         self.set_params(k=k, m=m, weighting=weighting, score_weighting=score_weighting)
 
     def set_params(self, k, m, weighting, score_weighting):
@@ -634,9 +434,7 @@ class VSKNN:
                 f"score_weighting must be one of {sorted(SCORE_WEIGHTINGS)}, "
                 f"not {score_weighting!r}"
             )
-        if int(k) < 1 or int(m) < 1:
-            raise ValueError(f"k and m must be at least 1, got k={k}, m={m}")
-        self.k, self.m = int(k), int(m)
+        self.k, self.m = session_knn.check_k_m(k, m)
         self.weighting, self.score_weighting = weighting, score_weighting
         return self
 
@@ -666,16 +464,12 @@ class VSKNN:
         -------
         self
         """
-        offsets, items = training_sessions(data)
-        self.n_items = n = int(n_items)
-        self.index = SessionIndex(offsets, items, n)
+        self._fit_index(data, n_items)
         S = self.index.n_sessions
         if self.sampling == "recent":
             self.key = np.arange(S, dtype=np.int64)
         else:
             self.key = np.random.default_rng(self.seed).permutation(S).astype(np.int64)
-        self.popularity = _popularity(items, n)  # n
-        self.background = popularity_background(self.popularity, self.fallback)  # n
         return self
 
     def _inputs(self, item_seq, item_seq_len):
@@ -699,41 +493,3 @@ class VSKNN:
         seq = np.asarray(seq, dtype=np.int64)
         weights = position_weights(np.array([len(seq)]), len(seq), self.weighting)[0]
         return vsknn_neighbours_numpy(seq, weights, self.index, self.key, self.k, self.m)
-
-    def scores(self, item_seq, item_seq_len):
-        """Scores of every item for every session.
-
-        Parameters
-        ----------
-        item_seq : int array of shape (B, L), left-aligned, 0-padded; pad to
-            the longest session to score whole sessions
-        item_seq_len : int array of shape (B,)
-
-        Returns
-        -------
-        scores : float64 array of shape (B, n); column ``j`` is item ``j + 1``
-        """
-        inputs = self._inputs(item_seq, item_seq_len)
-        fn = vsknn_scores if self.backend == "numba" else vsknn_scores_numpy
-        return fn(*inputs, self.background)
-
-    def ranks(self, item_seq, item_seq_len, targets):
-        """Ranks of the true next items (strict tie rule), as
-        ``target_ranks(self.scores(...), targets)`` but without the (B, n) scores.
-
-        Parameters
-        ----------
-        item_seq : int array of shape (B, L)
-        item_seq_len : int array of shape (B,)
-        targets : int array of shape (B,), item ids 1..n
-
-        Returns
-        -------
-        ranks : int64 array of shape (B,)
-        """
-        inputs = self._inputs(item_seq, item_seq_len)
-        if self.backend == "numpy":
-            from minisriem.metrics import target_ranks
-
-            return target_ranks(vsknn_scores_numpy(*inputs, self.background), targets)
-        return vsknn_ranks(*inputs, self.background, targets)

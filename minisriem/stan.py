@@ -43,16 +43,10 @@ order. Shape letters as in :mod:`minisriem.sknn`.
 """
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
-from minisriem.baselines import _check_batch, _popularity, training_sessions
-from minisriem.sknn import (
-    SessionIndex,
-    _distinct_recent_first,
-    _target_rank,
-    popularity_background,
-    rank_arrays,
-)
+from minisriem import session_knn
+from minisriem.baselines import _check_batch
 
 __all__ = [
     "session_position_weights",
@@ -130,7 +124,7 @@ def stan_neighbours_numpy(seq, weights, index, recency, k, m):
     sessions : int array of shape (k',), most similar first (ties: later first)
     sim : float64 array of shape (k',), all > 0
     """
-    items, w, _ = _distinct_recent_first(np.asarray(seq), np.asarray(weights))
+    items, w, _ = session_knn.distinct_recent_first(np.asarray(seq), np.asarray(weights))
     acc = np.zeros(index.n_sessions)  # S
     seen = np.zeros(index.n_sessions, dtype=bool)
     norm2 = 0.0
@@ -199,33 +193,22 @@ def stan_scores_numpy(
 @njit(cache=True)
 def _stan_row(
     seq, t, weights, s_off, s_items, c_off, clicks, i_off, i_sess, recency, distance_w, k, m,
-    tag, cur_tag, out_tag, sess_tag, acc, touched, lastpos, d_items, d_w,
+    tag, cur_tag, out_tag, sess_tag, acc, step_of, touched, lastpos, d_items, d_w, d_step,
     out_items, out_vals, out_pos,
 ):  # fmt: skip
-    """One session's neighbour scores, sparse (as :func:`minisriem.sknn._row_scores`)."""
+    """One session's neighbour scores, sparse (as :func:`minisriem.sknn._row_scores`).
+
+    ``cur_tag[i] == tag`` marks the session's items, ``out_tag[i] == tag`` the scored ones.
+    """
     # 1. distinct items, most recent first, and the squared norm of the session vector
-    u = 0
+    u = session_knn.distinct_items(seq, t, weights, cur_tag, tag, d_items, d_w, d_step)
     norm2 = 0.0
-    for p in range(t - 1, -1, -1):
-        it = seq[p]
-        if cur_tag[it] != tag:
-            cur_tag[it] = tag
-            d_items[u] = it
-            d_w[u] = weights[p]
-            norm2 += weights[p] * weights[p]
-            u += 1
+    for j in range(u):  # in the twin's order: most recent first
+        norm2 += d_w[j] * d_w[j]
     # 2. candidates and their dot products, in the order the twin adds them
-    n_cand = 0
-    for j in range(u):
-        it = d_items[j]
-        for q in range(i_off[it], i_off[it + 1]):
-            s = i_sess[q]
-            if sess_tag[s] != tag:
-                sess_tag[s] = tag
-                acc[s] = 0.0
-                touched[n_cand] = s
-                n_cand += 1
-            acc[s] += d_w[j]
+    n_cand = session_knn.collect_candidates(
+        u, d_items, d_w, d_step, i_off, i_sess, tag, sess_tag, acc, step_of, touched
+    )
     # 3. the m most recent (largest index), then by similarity, stable
     cand = np.sort(touched[:n_cand])[::-1][: min(m, n_cand)]
     sim = np.empty(len(cand))
@@ -252,14 +235,7 @@ def _stan_row(
         for q in range(s_off[s], s_off[s + 1]):
             it = s_items[q]
             c = sim[j] * distance_w[abs(lastpos[it] - pos_star)]
-            if out_tag[it] != tag:
-                out_tag[it] = tag
-                out_pos[it] = r
-                out_items[r] = it
-                out_vals[r] = 0.0 + c  # as the twin: 0 + c
-                r += 1
-            else:
-                out_vals[out_pos[it]] += c
+            r = session_knn.add_score(it, c, r, out_tag, tag, out_items, out_vals, out_pos)
     return r
 
 
@@ -272,43 +248,31 @@ def _stan_loop(
     B, L = item_seq.shape
     n = bg.shape[0]
     S = recency.shape[0]
-    want_dense = dense.shape[0] > 0
     n_chunks = max(1, min(B, n_threads))
     for ch in prange(n_chunks):
         lo = ch * B // n_chunks
         hi = (ch + 1) * B // n_chunks
         cur_tag = np.zeros(n + 1, dtype=np.int64)
         out_tag = np.zeros(n + 1, dtype=np.int64)
-        sess_tag = np.zeros(S, dtype=np.int64)
-        acc = np.empty(S)
-        touched = np.empty(S, dtype=np.int64)
         lastpos = np.zeros(n + 1, dtype=np.int64)
-        d_items = np.empty(L, dtype=np.int64)
-        d_w = np.empty(L)
-        out_items = np.empty(n, dtype=np.int64)
-        out_vals = np.empty(n)
-        out_pos = np.empty(n + 1, dtype=np.int64)
+        sess_tag, acc, step_of, touched, d_items, d_w, d_step, out_items, out_vals, out_pos = (
+            session_knn.row_scratch(n, S, L)
+        )
         for b in range(lo, hi):
             tag = b + 1
             r = _stan_row(
                 item_seq[b], item_seq_len[b], weights[b], s_off, s_items, c_off, clicks, i_off,
                 i_sess, recency, distance_w, k, m, tag, cur_tag, out_tag, sess_tag, acc,
-                touched, lastpos, d_items, d_w, out_items, out_vals, out_pos,
+                step_of, touched, lastpos, d_items, d_w, d_step, out_items, out_vals, out_pos,
             )  # fmt: skip
-            if want_dense:
-                for j in range(r):
-                    dense[b, out_items[j] - 1] = out_vals[j]
-            else:
-                target = targets[b]
-                scored = out_tag[target] == tag
-                ranks[b] = _target_rank(
-                    target, scored, r, out_items, out_vals, out_pos, bg, bg_higher
-                )
+            session_knn.store_row(
+                b, r, out_tag, tag, targets, dense, ranks, out_items, out_vals, out_pos,
+                bg, bg_higher,
+            )  # fmt: skip
 
 
 def _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m):
-    if int(k) < 1 or int(m) < 1:
-        raise ValueError(f"k and m must be at least 1, got k={k}, m={m}")
+    k, m = session_knn.check_k_m(k, m)
     longest = int(np.diff(index.click_offsets).max(initial=0))
     if len(distance_w) <= longest:
         raise ValueError(f"distance_w needs {longest + 1} entries, one per distance 0..{longest}")
@@ -324,8 +288,8 @@ def _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m
         index.item_sessions,
         np.ascontiguousarray(recency, dtype=np.float64),
         np.ascontiguousarray(distance_w, dtype=np.float64),
-        int(k),
-        int(m),
+        k,
+        m,
     )
 
 
@@ -336,11 +300,7 @@ def stan_scores(item_seq, item_seq_len, weights, index, recency, distance_w, k, 
     and per neighbour one pass over its clicks for the positions.
     """
     args = _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m)
-    background = np.ascontiguousarray(background, dtype=np.float64)
-    dense = np.repeat(background[None, :], len(args[0]), axis=0)  # B,n
-    none = np.zeros(0, dtype=np.int64)
-    _stan_loop(*args, background, none, none, dense, none, get_num_threads())
-    return dense
+    return session_knn.dense_scores(_stan_loop, args, background)
 
 
 def stan_ranks(
@@ -355,15 +315,13 @@ def stan_ranks(
     ranks : int64 array of shape (B,)
     """
     args = _stan_args(item_seq, item_seq_len, weights, index, recency, distance_w, k, m)
-    background, higher, targets, no_dense, ranks = rank_arrays(background, targets, len(args[0]))
-    _stan_loop(*args, background, higher, targets, no_dense, ranks, get_num_threads())
-    return ranks
+    return session_knn.sparse_ranks(_stan_loop, args, background, targets)
 
 
 # --------------------------------------------------------------------------
 # the recommender
 # --------------------------------------------------------------------------
-class STAN:
+class STAN(session_knn.SessionKNN):
     """STAN with the baselines' interface (``fit``, ``scores``, ``ranks``).
 
     Parameters
@@ -381,6 +339,9 @@ class STAN:
     """
 
     name = "STAN"
+    scores_kernel = staticmethod(stan_scores)
+    scores_twin = staticmethod(stan_scores_numpy)
+    ranks_kernel = staticmethod(stan_ranks)
 
     def __init__(
         self,
@@ -392,12 +353,7 @@ class STAN:
         fallback="popularity",
         backend="numba",
     ):
-        if fallback not in ("popularity", None):
-            raise ValueError(f"fallback must be 'popularity' or None, not {fallback!r}")
-        if backend not in ("numba", "numpy"):
-            raise ValueError(f"backend must be 'numba' or 'numpy', not {backend!r}")
-        self.fallback, self.backend = fallback, backend
-        self.index = None
+        super().__init__(fallback, backend)
         self.set_params(
             k=k, m=m, lambda_spw=lambda_spw, lambda_snh=lambda_snh, lambda_inh=lambda_inh
         )
@@ -409,8 +365,7 @@ class STAN:
         -------
         self
         """
-        if int(k) < 1 or int(m) < 1:
-            raise ValueError(f"k and m must be at least 1, got k={k}, m={m}")
+        k, m = session_knn.check_k_m(k, m)
         for name, lam in (
             ("lambda_spw", lambda_spw),
             ("lambda_snh", lambda_snh),
@@ -418,7 +373,7 @@ class STAN:
         ):
             if lam is not None and not float(lam) > 0:
                 raise ValueError(f"{name} must be positive or None (no decay), got {lam}")
-        self.k, self.m = int(k), int(m)
+        self.k, self.m = k, m
         self.lambda_spw, self.lambda_snh, self.lambda_inh = lambda_spw, lambda_snh, lambda_inh
         if self.index is not None:
             self._weights()
@@ -453,50 +408,26 @@ class STAN:
         -------
         self
         """
-        offsets, items = training_sessions(data)
-        self.n_items = int(n_items)
-        self.index = SessionIndex(offsets, items, self.n_items)
-        self.popularity = _popularity(items, self.n_items)
-        self.background = popularity_background(self.popularity, self.fallback)
+        self._fit_index(data, n_items)
         self._weights()
         return self
 
     def _inputs(self, item_seq, item_seq_len):
         item_seq, item_seq_len = _check_batch(item_seq, item_seq_len, self.n_items)
         weights = session_position_weights(item_seq_len, item_seq.shape[1], self.lambda_spw)
-        return (item_seq, item_seq_len, weights, self.index, self.recency, self.distance_w)
+        return (
+            item_seq,
+            item_seq_len,
+            weights,
+            self.index,
+            self.recency,
+            self.distance_w,
+            self.k,
+            self.m,
+        )
 
     def neighbours(self, seq):
         """The neighbours of one session: ``(sessions, sim)``, see :func:`stan_neighbours_numpy`."""
         seq = np.asarray(seq, dtype=np.int64)
         weights = session_position_weights(np.array([len(seq)]), len(seq), self.lambda_spw)[0]
         return stan_neighbours_numpy(seq, weights, self.index, self.recency, self.k, self.m)
-
-    def scores(self, item_seq, item_seq_len):
-        """Scores of every item for every session.
-
-        Parameters
-        ----------
-        item_seq : int array of shape (B, L), left-aligned, 0-padded
-        item_seq_len : int array of shape (B,)
-
-        Returns
-        -------
-        scores : float64 array of shape (B, n); column ``j`` is item ``j + 1``
-        """
-        fn = stan_scores if self.backend == "numba" else stan_scores_numpy
-        return fn(*self._inputs(item_seq, item_seq_len), self.k, self.m, self.background)
-
-    def ranks(self, item_seq, item_seq_len, targets):
-        """Ranks of the true next items (strict tie rule), without the (B, n) scores.
-
-        Returns
-        -------
-        ranks : int64 array of shape (B,)
-        """
-        inputs = (*self._inputs(item_seq, item_seq_len), self.k, self.m, self.background)
-        if self.backend == "numpy":
-            from minisriem.metrics import target_ranks
-
-            return target_ranks(stan_scores_numpy(*inputs), targets)
-        return stan_ranks(*inputs, targets)

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minisriem import checkpoint, report
-from minisriem.metrics import KS, model_ranks, popularity_ranks, rank_metrics
+from minisriem.metrics import KS, model_ranks, popularity_ranks, ranking_metrics, record_names
 from minisriem.model import SRIEM
 from minisriem.optim import Adam, step_lr
 
@@ -221,8 +221,8 @@ class Trainer:
             if valid is None
             else np.concatenate([self.fit.targets, self.valid.targets])
         )
-        self.popularity = rank_metrics(
-            popularity_ranks(train_targets, self.test.targets, n_items), KS
+        self.popularity = record_names(  # the records' names (metrics.jsonl)
+            ranking_metrics(popularity_ranks(train_targets, self.test.targets, n_items), KS)
         )
         self.model = self.new_model()
         self.adam = Adam(self.model.params, lr=config.lr, l2=config.l2)
@@ -500,7 +500,7 @@ class Trainer:
             )
             if ranks is None:
                 return None
-            metrics[part] = rank_metrics(ranks, KS)
+            metrics[part] = record_names(ranking_metrics(ranks, KS))  # as metrics.jsonl keeps
         return {
             "phase": self.phase,
             "epoch": s["epoch"] + 1,

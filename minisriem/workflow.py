@@ -11,7 +11,9 @@ exactly what they do::
     rec.items, rec.scores, rec.importance
 
 A model argument is a ``model.npz``, the run directory holding it, or a
-:class:`~minisriem.checkpoint.SavedModel` already loaded.
+:class:`~minisriem.checkpoint.SavedModel` already loaded. What a run directory
+holds is :mod:`minisriem.runs`; the memory checks made before anything is
+allocated are :mod:`minisriem.memory`.
 """
 
 import json
@@ -27,7 +29,13 @@ from data_tools import load_dataset, split_validation
 from minisriem import checkpoint
 from minisriem.checkpoint import SavedModel, load_model
 from minisriem.config import Config, TrainOptions
-from minisriem.kernels import rank_topk
+from minisriem.memory import (
+    check_item_ids,
+    check_memory,
+    memory_limit,
+    scoring_bytes,
+    training_bytes,
+)
 from minisriem.metrics import (
     KS,
     MAX_LENGTH,
@@ -36,12 +44,20 @@ from minisriem.metrics import (
 )
 from minisriem.provenance import source_commit
 from minisriem.report import final_table
+from minisriem.runs import (
+    CONFIG_FILE,
+    RUN_FORMAT,
+    TrainResult,
+    choose_run_dir,
+    dataset_record,
+    read_run_config,
+    settings_from,
+)
 from minisriem.threads import limit_threads
 from minisriem.trainer import Trainer, model_name
 
 __all__ = [
     "train",
-    "TrainResult",
     "evaluate",
     "recommend",
     "recommend_sessions",
@@ -50,8 +66,6 @@ __all__ = [
     "default_epochs",
 ]
 
-RUN_FORMAT = "minisriem-run"
-CONFIG_FILE = "config.json"
 SYNTHETIC_EPOCHS = 3
 """Epochs of the default synthetic run, sized to take about a minute on 2 cores."""
 REAL_EPOCHS = 10
@@ -70,116 +84,7 @@ def default_epochs(dataset):
 
 
 # ----------------------------------------------------------------------
-# What a setting costs, before anything is allocated
-
-GB = 1 << 30
-SPARSE_IDS = 4
-"""Warn when the largest item id is more than this many times the number of items in use
-(YOOCHOOSE 1/64's SR-GNN pickles: ids to 37,483 with 17,376 in use, 2.2 times)."""
-
-
-def memory_limit(max_memory_gb=0.0):
-    """The memory limit in bytes: ``max_memory_gb``, or (0) the machine's physical memory."""
-    if max_memory_gb:
-        return int(max_memory_gb * GB)
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 16 * GB
-
-
-def training_bytes(n_items, config, eval_batch_size=512):
-    """Bytes a training run of these settings needs, roughly, before any is allocated.
-
-    The parameters (E is (n + 1) x d; the rest about 3 d^2 + 2 d l), their
-    gradients and Adam's two moments, all float32, plus a training batch of
-    scores, their softmax and gradient (3 x batch x n) and an evaluation
-    batch of scores (batch x n).
-    """
-    d, l = config.d, config.l
-    params = (n_items + 1) * d + 4 * d * d + 3 * d * max(l, d) + 4 * d
-    scores = 3 * config.batch_size * (n_items + 1) + 2 * eval_batch_size * (n_items + 1)
-    return 4 * (4 * params + scores)
-
-
-def scoring_bytes(n_items, d, batch_size):
-    """Bytes scoring needs: the model's parameters and a batch of scores (batch x n), float32."""
-    return 4 * ((n_items + 1) * d + 3 * d * d + 2 * batch_size * (n_items + 1))
-
-
-def check_memory(needed, limit, what, fix):
-    """Refuse when ``needed`` bytes exceed ``limit``, saying what and how to fix it."""
-    if needed > limit:
-        raise ValueError(
-            f"{what} needs about {needed / GB:,.1f} GB, more than the limit of "
-            f"{limit / GB:,.1f} GB: {fix}, or raise the limit with --max-memory-gb"
-        )
-
-
-def check_item_ids(ds, warn=True):
-    """Warn when the largest item id is far above the number of items in use."""
-    used = int(ds.stats.get("items", ds.n_items)) if isinstance(ds.stats, dict) else ds.n_items
-    if warn and used and ds.n_items > SPARSE_IDS * used and ds.n_items - used > 1000:
-        warnings.warn(
-            f"{ds.name}: the largest item id is {ds.n_items:,} but only {used:,} items are used; "
-            "the model is sized by the largest id, so most of it is never trained "
-            "(number the items 1..n to save memory and time)",
-            stacklevel=3,
-        )
-
-
-# ----------------------------------------------------------------------
 # Training
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes
-    ----------
-    run_dir : str
-    status : str, "finished", "early-stopped" or "interrupted"
-    history : list of dict, one record per epoch (as in ``metrics.jsonl``)
-    summary : dict or None
-        ``selected`` (the record of the selected epoch), ``selected_by``,
-        ``best_test`` (the authors' best-over-epochs figures) and
-        ``popularity`` (the baseline's test metrics); None before any epoch ended.
-    signal : int or None, the signal that interrupted the run
-    """
-
-    run_dir: str
-    status: str
-    history: list
-    summary: dict = None
-    signal: int = None
-
-    @property
-    def model_path(self):
-        return os.path.join(self.run_dir, checkpoint.MODEL_FILE)
-
-    def load_model(self):
-        """The selected model, as a :class:`~minisriem.checkpoint.SavedModel`."""
-        return load_model(self.model_path)
-
-    def table(self):
-        """The final table as text (empty before any epoch ended)."""
-        return final_table(self.summary) if self.summary else ""
-
-    def model_note(self):
-        """What ``model.npz`` holds, in a few words, for the command's last line.
-
-        Read from the summary the run already has (loading the model would read
-        every parameter for one line).
-        """
-        if not self.summary or not os.path.exists(self.model_path):
-            return "no model.npz yet: the run has not finished"
-        if "refit" in self.summary:
-            epochs = self.summary["refit"]["epoch"]
-            return f"model.npz is the refit model, {epochs} epochs on every training session"
-        return (
-            f"model.npz is epoch {self.summary['selected']['epoch']}, {self.summary['selected_by']}"
-        )
 
 
 def split_settings(settings):
@@ -193,72 +98,6 @@ def split_settings(settings):
     config = Config(**{k: v for k, v in settings.items() if k in config_names})
     options = TrainOptions(**{k: v for k, v in settings.items() if k in option_names})
     return config, options
-
-
-def _choose_run_dir(out, dataset_name):
-    """The new run's directory: ``out``, or a fresh ``runs/<dataset>-<time>/``."""
-    if out is None:
-        base = os.path.join("runs", f"{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        out, n = base, 1
-        while os.path.exists(out):
-            n += 1
-            out = f"{base}-{n}"
-    if os.path.exists(os.path.join(out, CONFIG_FILE)):
-        raise ValueError(
-            f"{out} already holds a run: continue it with --resume {out}, or pick another --out"
-        )
-    return out
-
-
-def read_run_config(run_dir):
-    """The run directory's ``config.json`` as a dict; one-line errors when it is not a run.
-
-    ``config`` and ``options`` are checked to be JSON objects (their values
-    are checked by :class:`Config` and :class:`TrainOptions`).
-    """
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no such folder)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None
-    except ValueError as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from e
-    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
-        raise ValueError(f"{path} does not describe a minisriem run (not a run's config.json)")
-    for key in ("config", "options"):
-        if not isinstance(info.get(key), dict):
-            raise ValueError(
-                f"{path}: {key!r} must be a JSON object of settings, found "
-                f"{type(info.get(key)).__name__}; the run directory is damaged: start a new run"
-            )
-    if not isinstance(info.get("dataset"), str) or not info["dataset"]:
-        raise ValueError(f"{path}: 'dataset' must name the dataset the run trains on")
-    if info.get("data_dir") is not None and not isinstance(info["data_dir"], str):
-        raise ValueError(f"{path}: 'data_dir' must be a folder name or null")
-    return info
-
-
-def _settings_from(path, cls, values):
-    try:
-        return cls.from_dict(values)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: {e}") from None
-
-
-def _dataset_record(dataset):
-    """What ``config.json`` records for a dataset argument: a name, or a prepared path made
-    absolute (so ``evaluate --model RUN`` finds it from any folder)."""
-    from data_tools.dataset import ARRAYS
-    from data_tools.load import NAMES
-
-    if dataset not in NAMES and (
-        os.path.isfile(dataset) or os.path.isfile(os.path.join(dataset, ARRAYS))
-    ):
-        return os.path.abspath(dataset)
-    return dataset
 
 
 def train(
@@ -328,9 +167,9 @@ def train(
         info = read_run_config(resume)
         run_dir = resume
         config_path = os.path.join(resume, CONFIG_FILE)
-        config = _settings_from(config_path, Config, info["config"])
+        config = settings_from(config_path, Config, info["config"])
         # Runs made before refitting existed did not refit: resuming one must not start it.
-        options = _settings_from(config_path, TrainOptions, {"refit": False, **info["options"]})
+        options = settings_from(config_path, TrainOptions, {"refit": False, **info["options"]})
         if isinstance(dataset, str):
             dataset = info["dataset"]
             data_dir = data_dir or info.get("data_dir")
@@ -361,7 +200,7 @@ def train(
         )
 
     if resume is None:
-        run_dir = _choose_run_dir(out, ds.name)
+        run_dir = choose_run_dir(out, ds.name)
     trainer = Trainer(  # builds the model: bad settings fail here, before any file is written
         config,
         options,
@@ -380,7 +219,7 @@ def train(
         info = {
             "format": RUN_FORMAT,
             "version": 1,
-            "dataset": _dataset_record(dataset_arg)
+            "dataset": dataset_record(dataset_arg)
             if dataset_arg is not None
             else getattr(ds, "loaded_from", None) or ds.name,
             "data_dir": data_dir and os.path.abspath(data_dir),
@@ -513,7 +352,7 @@ def evaluate(model, dataset=None, *, data_dir=None, ks=KS, batch_size=512, max_m
         "model_name": model_name(saved.config),
         "popularity_rule": m.POPULARITY_RULE,
         "metrics": m.evaluation_metrics(ranks, topk, popularity, catalogue, ks),
-        "by_length": metrics_by_length(ranks, ds.test.lengths, ks, metrics=m.ranking_metrics),
+        "by_length": metrics_by_length(ranks, ds.test.lengths, ks),
         "popularity": m.evaluation_metrics(pop, pop_topk, popularity, catalogue, ks),
     }
 
@@ -637,14 +476,13 @@ def recommend_sessions(model, sessions, k=20, batch_size=256, warn=True):
         item_seq_len = np.array([len(ids) for ids, _ in chunk], dtype=np.int32)  # B
         for b, (ids, _) in enumerate(chunk):
             item_seq[b, : len(ids)] = ids
-        scores = saved.model.scores(item_seq, item_seq_len)  # B,n
+        top, top_scores = saved.model.topk(item_seq, item_seq_len, k, return_scores=True)  # B,k
         beta = saved.model.item_weights(item_seq, item_seq_len)  # B,L
-        _, top = rank_topk(scores, np.zeros(len(chunk), dtype=np.int64), k)  # B,k
         for b, (ids, unknown) in enumerate(chunk):
             results.append(
                 Recommendation(
-                    items=[int(x) for x in saved.item_ids[top[b] + 1]],
-                    scores=_floats(scores[b, top[b]]),
+                    items=[int(x) for x in saved.item_ids[top[b]]],
+                    scores=_floats(top_scores[b]),
                     session=[int(x) for x in saved.item_ids[ids]],
                     importance=_floats(beta[b, : len(ids)]),
                     unknown=unknown,

@@ -219,15 +219,19 @@ def fake_torch_script(tmp_path, body):
     return str(script)
 
 
+FAKE_TORCH = (  # as benchmarks/torch_sriem.py ends: a 100 ms step, 50 test examples a second
+    'while [ "$1" != "--batch-size" ]; do shift; done; b=$2\n'
+    'echo "torch=x threads=2 torch_train_ex_per_s=$((b * 10)).0 '
+    'torch_train_ex_per_s_fused=$((b * 20)).0 torch_eval_ex_per_s=50.0"\n'
+)
+
+
 def test_timing_group_times_every_model_side_by_side(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_DIR", str(tmp_path / "bench"))
-    bench = {"torch": "x", "torch_threads": 2, "torch_step_ms": 100.0, "torch_eval_ex_per_s": 50.0}
-    script = fake_torch_script(
-        tmp_path,
-        f"mkdir -p $BENCH_DIR && echo '{json.dumps(bench)}' > $BENCH_DIR/bench.json\n",
-    )
+    python = fake_torch_script(tmp_path, FAKE_TORCH)  # stands for the Python with torch
+    os.chmod(python, 0o755)
     timing = ["--timing-steps", "2", "--timing-rounds", "2", "--timing-test", "300"]
-    assert run(tmp_path, "--runs", "timing", *TINY, *timing, "--torch-script", script) == 0
+    torch = ["--torch-python", python, "--torch-script", ""]
+    assert run(tmp_path, "--runs", "timing", *TINY, *timing, *torch) == 0
     record = state(tmp_path)["runs"]["timing"]
     assert record["status"] == "finished"
     assert list(record["models"]) == list(plan.TIMED_GROUPS)
@@ -244,14 +248,36 @@ def test_timing_group_times_every_model_side_by_side(tmp_path, monkeypatch):
 
 
 def test_timing_without_the_torch_reference_says_so(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("BENCH_DIR", str(tmp_path / "bench"))
-    script = fake_torch_script(tmp_path, "echo 'no torch here' >&2; exit 3\n")
+    python = fake_torch_script(tmp_path, "echo 'no torch here' >&2; exit 3\n")
+    os.chmod(python, 0o755)
     timing = ["--timing-steps", "1", "--timing-rounds", "1", "--timing-test", "100"]
-    assert run(tmp_path, "--runs", "timing", *TINY, *timing, "--torch-script", script) == 0
+    torch = ["--torch-python", python, "--torch-script", ""]
+    assert run(tmp_path, "--runs", "timing", *TINY, *timing, *torch) == 0
     assert "PyTorch reference failed (exit 3): no torch here" in capsys.readouterr().out
     assert state(tmp_path)["runs"]["timing"]["torch"] is None
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
     assert "The PyTorch reference was not run" in text
+
+
+def test_the_timing_runs_the_projects_torch_reference_on_the_examples_given(tmp_path):
+    from minisriem.experiments import timing
+    from minisriem.gradcheck import random_session_batch
+
+    python = timing.default_torch_python()
+    if python is None:
+        pytest.skip("no Python with torch (the 'bench' extra, or set MINISRIEM_TORCH_PYTHON)")
+    rng = np.random.default_rng(0)
+    n = 30
+    train = random_session_batch(rng, 200, 10, n)
+    test = random_session_batch(rng, 3 * 512, 10, n)  # one timed batch after two warm-ups
+    data = str(tmp_path / "examples.npz")
+    timing.write_reference_data(data, n, train, test)
+    logged = []
+    ref = timing.run_own_torch_reference(python, data, 8, 2, 1, 1, logged.append)
+    assert ref is not None, logged
+    assert ref["script"] == timing.TORCH_SCRIPT and ref["torch_threads"] == 1
+    assert ref["torch_step_ms"] > 0 and ref["torch_step_ms_fusedadam"] > 0
+    assert ref["torch_eval_ex_per_s"] > 0 and isinstance(ref["torch"], str)
 
 
 def test_the_all_training_data_probe_runs_only_when_named(tmp_path):

@@ -107,7 +107,7 @@ def test_sparse_ids_warn_but_yoochoose_like_ids_do_not(tmp_path):
     ds.stats["items"] = 17_376
     import warnings
 
-    from minisriem.workflow import check_item_ids
+    from minisriem.memory import check_item_ids
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -88,7 +88,7 @@ def test_softmax_xent_matches_the_layers(dtype):
     scores = random_scores(rng, 6, 40, dtype)
     targets = rng.integers(0, 40, 6)
     loss_ref, cache = layers.softmax_cross_entropy_forward(scores, targets)
-    dscores_ref = layers.softmax_cross_entropy_backward(1.0, cache)
+    (dscores_ref,) = layers.softmax_cross_entropy_backward(1.0, cache)
     got = scores.copy()
     assert kernels.softmax_xent_inplace(got, targets) == pytest.approx(loss_ref, rel=1e-5)
     np.testing.assert_allclose(got, dscores_ref, **TOL[dtype])
@@ -146,7 +146,7 @@ def test_softmax_xent_rejects_bad_input():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["normal", "ties", "extreme"])
 @pytest.mark.parametrize("trial", range(3))
-def test_rank_topk_matches_twin(dtype, kind, trial):
+def test_rank_topk_and_topk_match_their_twins(dtype, kind, trial):
     rng = np.random.default_rng(100 + trial)
     B, n = int(rng.integers(1, 12)), int(rng.integers(1, 200))
     scores = random_scores(rng, B, n, dtype, kind)
@@ -157,6 +157,11 @@ def test_rank_topk_matches_twin(dtype, kind, trial):
         assert rank.dtype == topk.dtype == np.int64 and topk.shape == (B, k)
         np.testing.assert_array_equal(rank, rank_twin)
         np.testing.assert_array_equal(topk, topk_twin)
+        # the top k alone (no target): the same list, kernel and twin
+        only = kernels.topk(scores, k)
+        assert only.dtype == np.int64 and only.shape == (B, k)
+        np.testing.assert_array_equal(only, topk_twin)
+        np.testing.assert_array_equal(kernels.topk_numpy(scores, k), topk_twin)
 
 
 @pytest.mark.parametrize("order", ["ascending", "descending", "plateaus"])
@@ -192,6 +197,15 @@ def test_rank_topk_by_hand():
     rank, topk = kernels.rank_topk(scores, np.array([2, 3, 0]), 5)
     np.testing.assert_array_equal(rank, [3, 1, 4])
     np.testing.assert_array_equal(topk, [[1, 4, 0, 2, 3], [0, 1, 2, 3, 4], [1, 3, 4, 0, 2]])
+
+
+def test_topk_by_hand():
+    scores = np.array([[0.5, 0.9, 0.5, 0.1, 0.9], [1.0, 1.0, 1.0, 1.0, 1.0]], dtype=np.float32)
+    np.testing.assert_array_equal(kernels.topk(scores, 3), [[1, 4, 0], [0, 1, 2]])  # ties: lower
+    with pytest.raises(ValueError, match="k must be"):
+        kernels.topk(scores, 0)
+    with pytest.raises(ValueError, match=r"\(B, n\)"):
+        kernels.topk(scores[0], 1)
 
 
 def test_rank_topk_rejects_bad_k():
@@ -262,7 +276,7 @@ def test_embedding_scatter_add_matches_twin(dtype):
     np.testing.assert_array_equal(dE[0], 0)  # padding never gets gradient
     # and against the layer's own backward (a third formulation)
     _, cache = layers.embedding_forward(np.zeros((n + 1, d), dtype), item_seq)
-    dE_layer = layers.embedding_backward(demb, cache)
+    (dE_layer,) = layers.embedding_backward(demb, cache)
     fresh = np.zeros((n + 1, d), dtype)
     kernels.embedding_scatter_add(fresh, item_seq, demb)
     np.testing.assert_allclose(fresh, dE_layer, **TOL[dtype])

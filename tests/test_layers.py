@@ -39,7 +39,7 @@ def test_embedding(rng, batch):
     E = rng.standard_normal((n + 1, d))
     out, cache = layers.embedding_forward(E, item_seq)
     dout = rng.standard_normal(out.shape)
-    dE = layers.embedding_backward(dout, cache)
+    (dE,) = layers.embedding_backward(dout, cache)
     num = eval_numerical_gradient_array(lambda: layers.embedding_forward(E, item_seq)[0], E, dout)
     # rows 1..n are items and must match; row 0 is padding, which by design
     # receives no gradient (downstream layers mask it, so its true gradient
@@ -50,7 +50,7 @@ def test_embedding(rng, batch):
     # repeated items accumulate: row 2 repeats one item
     out, cache = layers.embedding_forward(E, item_seq)
     dout = np.ones_like(out)
-    dE = layers.embedding_backward(dout, cache)
+    (dE,) = layers.embedding_backward(dout, cache)
     counts = np.bincount(item_seq.ravel(), minlength=n + 1)
     counts[0] = 0
     np.testing.assert_allclose(dE[:, 0], counts)
@@ -175,7 +175,7 @@ def test_softmax_cross_entropy(rng):
     scores = 3 * rng.standard_normal((B, n))
     target_idx = rng.integers(0, n, B)
     loss, cache = layers.softmax_cross_entropy_forward(scores, target_idx)
-    dscores = layers.softmax_cross_entropy_backward(1.0, cache)
+    (dscores,) = layers.softmax_cross_entropy_backward(1.0, cache)
     num = eval_numerical_gradient(
         lambda: layers.softmax_cross_entropy_forward(scores, target_idx)[0], scores
     )
@@ -188,7 +188,7 @@ def test_softmax_cross_entropy_is_stable_for_large_scores():
     scores = np.array([[1e4, 0.0, -1e4], [0.0, 0.0, 0.0]], dtype=np.float32)
     with np.errstate(over="raise"):
         loss, cache = layers.softmax_cross_entropy_forward(scores, np.array([1, 2]))
-        dscores = layers.softmax_cross_entropy_backward(1.0, cache)
+        (dscores,) = layers.softmax_cross_entropy_backward(1.0, cache)
     assert loss == pytest.approx((1e4 + np.log(3)) / 2, rel=1e-6)
     assert np.all(np.isfinite(dscores))
     np.testing.assert_allclose(dscores.sum(axis=1), 0.0, atol=1e-6)

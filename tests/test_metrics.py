@@ -14,8 +14,9 @@ from minisriem.metrics import (
     ndcg_at_k,
     popularity_ranks,
     popularity_scores,
-    rank_metrics,
+    ranking_metrics,
     recall_at_k,
+    record_names,
     target_ranks,
 )
 
@@ -45,7 +46,7 @@ def test_recall_mrr_ndcg_by_hand():
 
 
 def test_rank_metrics_keys_and_values():
-    m = rank_metrics(np.array([1, 2]), ks=(1, 5))
+    m = record_names(ranking_metrics(np.array([1, 2]), ks=(1, 5)))
     assert set(m) == {"Recall@1", "MRR@1", "NDCG@1", "Recall@5", "MRR@5", "NDCG@5"}
     assert m["Recall@1"] == 0.5 and m["Recall@5"] == 1.0
     assert m["MRR@5"] == pytest.approx(0.75)
@@ -61,7 +62,7 @@ def test_length_groups_cap_at_ten_plus():
 def test_metrics_by_length():
     ranks = np.array([1, 30, 2, 4])
     lengths = np.array([1, 1, 12, 10])
-    by = metrics_by_length(ranks, lengths, ks=(20,))
+    by = {g: record_names(m) for g, m in metrics_by_length(ranks, lengths, ks=(20,)).items()}
     assert by["1"]["count"] == 2 and by["1"]["Recall@20"] == 0.5 and by["1"]["MRR@20"] == 0.5
     assert by["10+"]["count"] == 2 and by["10+"]["MRR@20"] == pytest.approx((1 / 2 + 1 / 4) / 2)
     assert by["5"] == {"count": 0, "Recall@20": None, "MRR@20": None, "NDCG@20": None}

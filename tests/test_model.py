@@ -171,6 +171,24 @@ def test_backends_agree(variant, dtype, rtol, atol):
     assert topk.shape == (9, 5) and topk.min() >= 1 and topk.max() <= n
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_topk_is_the_ranking_top_k_without_targets(backend):
+    rng = np.random.default_rng(12)
+    n = 40
+    item_seq, item_seq_len, targets = random_session_batch(rng, 7, 5, n)
+    model = SRIEM(n, d=8, l=4, seed=1, backend=backend)
+    model.params["E"][5] = model.params["E"][6]  # items 5 and 6 tie in every session
+    top, top_scores = model.topk(item_seq, item_seq_len, k=n, return_scores=True)
+    _, want = model.rank_topk(item_seq, item_seq_len, targets, k=n)
+    np.testing.assert_array_equal(top, want)
+    np.testing.assert_array_equal(model.topk(item_seq, item_seq_len, k=3), want[:, :3])
+    scores = model.scores(item_seq, item_seq_len)
+    np.testing.assert_array_equal(top_scores, np.take_along_axis(scores, top - 1, axis=1))
+    assert np.all(np.diff(top_scores, axis=1) <= 0)  # best first
+    pos5, pos6 = (np.argmax(top == i, axis=1) for i in (5, 6))
+    assert np.all(pos5 < pos6)  # a tie goes to the lower id
+
+
 def test_numba_backend_reuses_its_workspace_but_never_overwrites_kept_gradients():
     rng = np.random.default_rng(0)
     model = SRIEM(N, d=D, l=LQ, backend="numba")

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from minisriem.metrics import target_ranks
+from minisriem.session_knn import SessionIndex
 from minisriem.sknn import (
     SCORE_WEIGHTINGS,
     VSKNN,
     WEIGHTINGS,
-    SessionIndex,
     position_weights,
 )
 from minisriem.stan import STAN, session_position_weights

@@ -245,14 +245,15 @@ def ce_backward_without_mean(dloss, cache):  # forgets the 1/B of the mean
 
 
 def wrong_iem_backward(dz_l, cache):  # forgets that emb also feeds Q and K
-    q_lin, k_lin, q_sig, k_sig, aff, avg, sm, pool = cache["layers"]
-    dbeta, demb = layers.weighted_pool_backward(dz_l, pool)
-    dC = layers.masked_average_backward(layers.masked_softmax_backward(dbeta, sm), avg)
-    dQ, dK = layers.affinity_backward(dC, aff)
-    if q_sig is not None:
-        dQ, dK = layers.sigmoid_backward(dQ, q_sig), layers.sigmoid_backward(dK, k_sig)
-    _, dWq, _ = layers.linear_backward(dQ, q_lin)
-    _, dWk, _ = layers.linear_backward(dK, k_lin)
+    c = cache["layers"]
+    dbeta, demb = layers.weighted_pool_backward(dz_l, c.pool)
+    (dalpha,) = layers.masked_softmax_backward(dbeta, c.sm)
+    (dC,) = layers.masked_average_backward(dalpha, c.avg)
+    dQ, dK = layers.affinity_backward(dC, c.aff)
+    if c.q_sig is not None:
+        (dQ,), (dK,) = layers.sigmoid_backward(dQ, c.q_sig), layers.sigmoid_backward(dK, c.k_sig)
+    _, dWq, _ = layers.linear_backward(dQ, c.q_lin)
+    _, dWk, _ = layers.linear_backward(dK, c.k_lin)
     return demb, {"Wq": dWq, "Wk": dWk}
 
 
@@ -274,9 +275,8 @@ def model_grads_without_lookup(model, item_seq, item_seq_len, targets):  # E: sc
     z_h, cache = model.session_forward(item_seq, item_seq_len)
     scores, sc_cache = layers.scores_forward(z_h, model.params["E"])
     loss, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
-    dz_h, dE = layers.scores_backward(
-        layers.softmax_cross_entropy_backward(1.0, ce_cache), sc_cache
-    )
+    (dscores,) = layers.softmax_cross_entropy_backward(1.0, ce_cache)
+    dz_h, dE = layers.scores_backward(dscores, sc_cache)
     grads = model.session_backward(dz_h, cache)
     grads["E"] = dE
     return loss, grads
@@ -441,12 +441,13 @@ def ce_log_of_softmax(scores, target_idx):  # subtracts the max, then takes log(
 
 
 def iem_backward_without_sigmoid(dz_l, cache):  # paper: forgets Q = sigmoid(...)
-    q_lin, k_lin, q_sig, k_sig, aff, avg, sm, pool = cache["layers"]
-    dbeta, demb = layers.weighted_pool_backward(dz_l, pool)
-    dC = layers.masked_average_backward(layers.masked_softmax_backward(dbeta, sm), avg)
-    dQ, dK = layers.affinity_backward(dC, aff)
-    demb_q, dWq, _ = layers.linear_backward(dQ, q_lin)
-    demb_k, dWk, _ = layers.linear_backward(dK, k_lin)
+    c = cache["layers"]
+    dbeta, demb = layers.weighted_pool_backward(dz_l, c.pool)
+    (dalpha,) = layers.masked_softmax_backward(dbeta, c.sm)
+    (dC,) = layers.masked_average_backward(dalpha, c.avg)
+    dQ, dK = layers.affinity_backward(dC, c.aff)
+    demb_q, dWq, _ = layers.linear_backward(dQ, c.q_lin)
+    demb_k, dWk, _ = layers.linear_backward(dK, c.k_lin)
     return demb + demb_q + demb_k, {"Wq": dWq, "Wk": dWk}
 
 

@@ -46,8 +46,9 @@ layer after the lookup masks padded positions, so the loss does not depend on
 layer states this directly, ``dE[0] = 0``, rather than relying on every later
 layer to send back exact zeros. (Checked on the layer alone, with a random
 upstream gradient that is *not* zero at padded positions, central differences
-do see a gradient on row 0; that is why the layer test compares rows 1..n
-only, and why we confirm row 0's zero on the whole model below.)
+do see a gradient on row 0; that is why the check below masks the padded
+outputs, as the model does, and why we confirm row 0's zero on the whole
+model below.)
 """
 
 import common  # tutorials/common.py: puts the repository on sys.path, figures, exercises
@@ -55,16 +56,13 @@ import numpy as np
 from checks import check_embedding_backward
 
 from minisriem import layers
-from minisriem.gradcheck import (
-    eval_numerical_gradient,
-    eval_numerical_gradient_array,
-    max_relative_error,
-)
+from minisriem.gradcheck import check_layer, eval_numerical_gradient, eval_numerical_gradient_array
 from minisriem.model import SRIEM
 
 
 def main():
     rng = np.random.default_rng(0)
+    check_rng = np.random.default_rng(1)  # the checks' own draws: rng's numbers stay put
     n, d = 6, 3
     E = rng.standard_normal((n + 1, d))
     E[0] = 0  # the padding row starts at zero
@@ -78,7 +76,7 @@ def main():
 
     common.heading("Backward: a scatter-add")
     demb = np.ones_like(emb)  # every looked-up entry gets gradient 1 ...
-    dE = layers.embedding_backward(demb, cache)
+    (dE,) = layers.embedding_backward(demb, cache)  # every backward returns a tuple
     print("... so dE[:, 0] counts how often each row was looked up:", dE[:, 0])
     print("item 2 occurs twice -> dE[2, 0] =", dE[2, 0], "; padding row dE[0] =", dE[0])
 
@@ -86,13 +84,21 @@ def main():
     wrong[item_seq.ravel()] += demb.reshape(-1, d)  # buffered: repeats are lost
     print("with dE[idx] += demb instead: dE[2, 0] =", wrong[2, 0], " (one contribution lost)")
 
-    common.heading("Gradient check of the layer (rows 1..n)")
-    dout = rng.standard_normal(emb.shape)
-    dE = layers.embedding_backward(dout, cache)
-    num = eval_numerical_gradient_array(lambda: layers.embedding_forward(E, item_seq)[0], E, dout)
-    err = max_relative_error(num[1:], dE[1:])
+    common.heading("Gradient check of the layer, as the model uses it")
+    real = (item_seq != 0)[:, :, None]  # B,L,1
+
+    def lookup_as_used(E):  # the model masks padded positions after the lookup
+        emb, cache = layers.embedding_forward(E, item_seq)
+        return emb * real, cache
+
+    check = check_layer(
+        lookup_as_used, layers.embedding_backward, [E], {0: 0}, check_rng, names=["E"]
+    )
+    err = check.errors["E"]
     print(f"embedding gradient check: relative error {err:.1e}")
     assert err < 1e-8
+    dout = rng.standard_normal(emb.shape)  # not masked: padded positions get gradient too
+    num = eval_numerical_gradient_array(lambda: layers.embedding_forward(E, item_seq)[0], E, dout)
     print("numerical gradient of row 0 with a random upstream at padding:", np.round(num[0], 3))
     print("(nonzero: on its own the layer cannot know padding is masked later)")
 
@@ -116,8 +122,9 @@ def main():
 # ==========================================================================
 # EXERCISE
 # Write the embedding's backward pass yourself. ``cache`` is what
-# ``layers.embedding_forward`` returns: ``(item_seq, E.shape)``. Return dE of
-# shape E.shape: rows scatter-added (repeats accumulate), row 0 exactly 0.
+# ``layers.embedding_forward`` returns: ``(item_seq, E.shape)``. Return ``(dE,)``,
+# a tuple of one as every backward in layers.py, with dE of shape E.shape: rows
+# scatter-added (repeats accumulate), row 0 exactly 0.
 # Run this file to check it, or from the repository root check any function:
 #   python -c "from tutorials.checks import check_embedding_backward as c; \
 #              from minisriem import layers; c(layers.embedding_backward)"

@@ -56,12 +56,13 @@ import numpy as np
 from checks import check_sigmoid_backward
 
 from minisriem import layers
-from minisriem.gradcheck import eval_numerical_gradient_array, max_relative_error
+from minisriem.gradcheck import check_layer
 from minisriem.model import SRIEM
 
 
 def main():
     rng = np.random.default_rng(0)
+    check_rng = np.random.default_rng(1)  # the checks' own draws: rng's numbers stay put
     B, L, d, l = 3, 4, 5, 2
 
     common.heading("Forward: Q = sigmoid(emb Wq)")
@@ -74,13 +75,32 @@ def main():
 
     common.heading("Backward, and a numerical check of each piece")
     dQ = rng.standard_normal(Q.shape)
-    dy = layers.sigmoid_backward(dQ, sig_cache)
+    (dy,) = layers.sigmoid_backward(dQ, sig_cache)  # a tuple of one: the gradient of y
     demb, dWq, _ = layers.linear_backward(dy, lin_cache)
-    num_y = eval_numerical_gradient_array(lambda: layers.sigmoid_forward(y)[0], y, dQ)
-    err_sig = max_relative_error(num_y, dy)
-    f = lambda: layers.sigmoid_forward(layers.linear_forward(emb, Wq)[0])[0]
-    err_emb = max_relative_error(eval_numerical_gradient_array(f, emb, dQ), demb)
-    err_W = max_relative_error(eval_numerical_gradient_array(f, Wq, dQ), dWq)
+    print("dy", dy.shape, "-> demb", demb.shape, "and dWq", dWq.shape)
+    sig = check_layer(layers.sigmoid_forward, layers.sigmoid_backward, [y], {0: 0}, check_rng)
+    err_sig = sig.errors["argument 0"]
+
+    def projection_forward(emb, Wq):  # two layers composed: their caches travel together
+        y, lin_cache = layers.linear_forward(emb, Wq)
+        Q, sig_cache = layers.sigmoid_forward(y)
+        return Q, (lin_cache, sig_cache)
+
+    def projection_backward(dQ, cache):  # the same layers, walked back
+        lin_cache, sig_cache = cache
+        (dy,) = layers.sigmoid_backward(dQ, sig_cache)
+        demb, dWq, _ = layers.linear_backward(dy, lin_cache)
+        return demb, dWq
+
+    proj = check_layer(
+        projection_forward,
+        projection_backward,
+        [emb, Wq],
+        {0: 0, 1: 1},
+        check_rng,
+        names=["emb", "Wq"],
+    )
+    err_emb, err_W = proj.errors["emb"], proj.errors["Wq"]
     print(f"sigmoid gradient check: relative error {err_sig:.1e}")
     print(f"projection gradient check: d emb {err_emb:.1e}, d Wq {err_W:.1e}")
     assert max(err_sig, err_emb, err_W) < 1e-8
@@ -119,7 +139,8 @@ def main():
 # ==========================================================================
 # EXERCISE
 # Write the sigmoid's backward pass. ``cache`` is what
-# ``layers.sigmoid_forward`` returns: the output ``s`` itself.
+# ``layers.sigmoid_forward`` returns: the output ``s`` itself. Return ``(dx,)``,
+# a tuple of one, as every backward in layers.py does.
 # Run this file to check it, or from the repository root check any function:
 #   python -c "from tutorials.checks import check_sigmoid_backward as c; \
 #              from minisriem import layers; c(layers.sigmoid_backward)"

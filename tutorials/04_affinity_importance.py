@@ -71,12 +71,13 @@ import numpy as np
 from checks import check_masked_average_backward
 
 from minisriem import layers
-from minisriem.gradcheck import eval_numerical_gradient_array, max_relative_error
+from minisriem.gradcheck import check_layer
 from minisriem.model import SRIEM
 
 
 def main():
     rng = np.random.default_rng(0)
+    check_rng = np.random.default_rng(1)  # the checks' own draws: rng's numbers stay put
     B, L, l, d = 3, 5, 4, 16
     item_seq_len = np.array([5, 3, 1])  # a full session, a padded one, a length-1 one
 
@@ -101,15 +102,21 @@ def main():
 
     common.heading("Backward, checked numerically")
     dalpha = rng.standard_normal(alpha.shape)
-    dC = layers.masked_average_backward(dalpha, avg_cache)
+    (dC,) = layers.masked_average_backward(dalpha, avg_cache)
     dQ, dK = layers.affinity_backward(dC, aff_cache)
 
-    def f():
-        C, _ = layers.affinity_forward(Q, K, 1.0, 1 / np.sqrt(d))
-        return layers.masked_average_forward(C, item_seq_len, "t")[0]
+    def forward(Q, K):  # eq. (3) then (4), their caches together
+        C, aff_cache = layers.affinity_forward(Q, K, 1.0, 1 / np.sqrt(d))
+        alpha, avg_cache = layers.masked_average_forward(C, item_seq_len, "t")
+        return alpha, (aff_cache, avg_cache)
 
-    err_Q = max_relative_error(eval_numerical_gradient_array(f, Q, dalpha), dQ)
-    err_K = max_relative_error(eval_numerical_gradient_array(f, K, dalpha), dK)
+    def backward(dalpha, cache):
+        aff_cache, avg_cache = cache
+        (dC,) = layers.masked_average_backward(dalpha, avg_cache)
+        return layers.affinity_backward(dC, aff_cache)
+
+    errs = check_layer(forward, backward, [Q, K], {0: 0, 1: 1}, check_rng, names=["Q", "K"]).errors
+    err_Q, err_K = errs["Q"], errs["K"]
     print(f"affinity + masked average gradient check: dQ {err_Q:.1e}, dK {err_K:.1e}")
     assert max(err_Q, err_K) < 1e-8
     print("dC is zero wherever M is False:", bool(np.all(dC[~M] == 0)))
@@ -182,7 +189,8 @@ def main():
 # EXERCISE
 # Write the masked average's backward pass. ``cache`` is what
 # ``layers.masked_average_forward`` returns: ``(M, inv)`` with M the (B, L, L)
-# bool mask and inv the (B, 1) array of 1 / divisor.
+# bool mask and inv the (B, 1) array of 1 / divisor. Return ``(dC,)``, a tuple
+# of one, as every backward in layers.py does.
 # Run this file to check it, or from the repository root check any function:
 #   python -c "from tutorials.checks import check_masked_average_backward as c; \
 #              from minisriem import layers; c(layers.masked_average_backward)"

@@ -63,12 +63,13 @@ import numpy as np
 from checks import check_masked_softmax_backward
 
 from minisriem import layers
-from minisriem.gradcheck import eval_numerical_gradient_array, max_relative_error
+from minisriem.gradcheck import check_layer
 from minisriem.model import SRIEM
 
 
 def main():
     rng = np.random.default_rng(0)
+    check_rng = np.random.default_rng(1)  # the checks' own draws: rng's numbers stay put
     B, L, d = 3, 5, 4
     item_seq_len = np.array([5, 3, 1])
 
@@ -85,16 +86,24 @@ def main():
     common.heading("Backward, checked numerically")
     dz_l = rng.standard_normal(z_l.shape)
     dbeta, demb = layers.weighted_pool_backward(dz_l, pool_cache)
-    dalpha = layers.masked_softmax_backward(dbeta, sm_cache)
+    (dalpha,) = layers.masked_softmax_backward(dbeta, sm_cache)
     by_hand = beta * (dbeta - (beta * dbeta).sum(axis=1, keepdims=True))
     print("library dalpha == beta * (dbeta - sum beta dbeta):", np.allclose(dalpha, by_hand))
 
-    def f():
-        beta = layers.masked_softmax_forward(alpha, item_seq_len)[0]
-        return layers.weighted_pool_forward(beta, emb)[0]
+    def forward(alpha, emb):  # eq. (5) then (6), their caches together
+        beta, sm_cache = layers.masked_softmax_forward(alpha, item_seq_len)
+        z_l, pool_cache = layers.weighted_pool_forward(beta, emb)
+        return z_l, (sm_cache, pool_cache)
 
-    err_a = max_relative_error(eval_numerical_gradient_array(f, alpha, dz_l), dalpha)
-    err_e = max_relative_error(eval_numerical_gradient_array(f, emb, dz_l), demb)
+    def backward(dz_l, cache):
+        sm_cache, pool_cache = cache
+        dbeta, demb = layers.weighted_pool_backward(dz_l, pool_cache)
+        (dalpha,) = layers.masked_softmax_backward(dbeta, sm_cache)
+        return dalpha, demb
+
+    names = ["alpha", "emb"]
+    errs = check_layer(forward, backward, [alpha, emb], {0: 0, 1: 1}, check_rng, names=names).errors
+    err_a, err_e = errs["alpha"], errs["emb"]
     print(f"softmax + pooling gradient check: dalpha {err_a:.1e}, demb {err_e:.1e}")
     assert max(err_a, err_e) < 1e-8
     print("each row of dalpha sums to 0:", np.allclose(dalpha.sum(axis=1), 0))
@@ -145,6 +154,7 @@ def main():
 # EXERCISE
 # Write the masked softmax's backward pass. ``cache`` is what
 # ``layers.masked_softmax_forward`` returns: ``beta`` itself (0 at padding).
+# Return ``(dalpha,)``, a tuple of one, as every backward in layers.py does.
 # Run this file to check it, or from the repository root check any function:
 #   python -c "from tutorials.checks import check_masked_softmax_backward as c; \
 #              from minisriem import layers; c(layers.masked_softmax_backward)"

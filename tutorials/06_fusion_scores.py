@@ -53,12 +53,13 @@ import numpy as np
 from checks import check_scores_backward
 
 from minisriem import layers
-from minisriem.gradcheck import eval_numerical_gradient_array, max_relative_error
+from minisriem.gradcheck import check_layer
 from minisriem.layers import mean_weights
 
 
 def main():
     rng = np.random.default_rng(0)
+    check_rng = np.random.default_rng(1)  # the checks' own draws: rng's numbers stay put
     d, n = 5, 10
     item_seq = np.array([[3, 1, 4, 1], [5, 9, 0, 0], [2, 0, 0, 0]])
     item_seq_len = np.array([4, 2, 1])
@@ -83,26 +84,33 @@ def main():
     dscores = rng.standard_normal(scores.shape)
     dz_h, dE = layers.scores_backward(dscores, sc_cache)
     dz_l, dz_s, dW0, db0 = layers.fusion_backward(dz_h, fus_cache)
-    demb = layers.last_item_backward(dz_s, last_cache)
+    (demb,) = layers.last_item_backward(dz_s, last_cache)
 
-    def f_scores():
-        return layers.scores_forward(z_h, E)[0]
+    def fused_forward(z_l, W0, emb):  # eq. (7) and (8), with the last item's gather
+        z_s, last_cache = layers.last_item_forward(emb, item_seq_len)
+        z_h, fus_cache = layers.fusion_forward(z_l, z_s, W0)
+        scores, sc_cache = layers.scores_forward(z_h, E)
+        return scores, (last_cache, fus_cache, sc_cache)
 
-    def f_fused():
-        z_s = layers.last_item_forward(emb, item_seq_len)[0]
-        z_h = layers.fusion_forward(z_l, z_s, W0)[0]
-        return layers.scores_forward(z_h, E)[0]
+    def fused_backward(dscores, cache):
+        last_cache, fus_cache, sc_cache = cache
+        dz_h, _ = layers.scores_backward(dscores, sc_cache)
+        dz_l, dz_s, dW0, _ = layers.fusion_backward(dz_h, fus_cache)
+        (demb,) = layers.last_item_backward(dz_s, last_cache)
+        return dz_l, dW0, demb
 
-    errs = {
-        "dE (scores only)": max_relative_error(
-            eval_numerical_gradient_array(f_scores, E, dscores), dE
-        ),
-        "dz_l": max_relative_error(eval_numerical_gradient_array(f_fused, z_l, dscores), dz_l),
-        "dW0": max_relative_error(eval_numerical_gradient_array(f_fused, W0, dscores), dW0),
-        "demb (via z_s)": max_relative_error(
-            eval_numerical_gradient_array(f_fused, emb, dscores), demb
-        ),
-    }
+    scores_only = check_layer(
+        layers.scores_forward, layers.scores_backward, [z_h, E], {1: 1}, check_rng
+    )
+    fused = check_layer(
+        fused_forward,
+        fused_backward,
+        [z_l, W0, emb],
+        {0: 0, 1: 1, 2: 2},
+        check_rng,
+        names=["dz_l", "dW0", "demb (via z_s)"],
+    )
+    errs = {"dE (scores only)": scores_only.errors["argument 1"], **fused.errors}
     print("fusion + scores gradient check: " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()))
     assert max(errs.values()) < 1e-8
     print("dE[0] (padding, never scored) =", dE[0])

@@ -57,7 +57,7 @@ import numpy as np
 from checks import check_softmax_cross_entropy
 
 from minisriem import layers
-from minisriem.gradcheck import eval_numerical_gradient, max_relative_error
+from minisriem.gradcheck import check_layer
 from minisriem.model import SRIEM
 
 
@@ -69,22 +69,28 @@ def naive_cross_entropy(scores, target_idx):
 
 def main():
     rng = np.random.default_rng(0)
+    check_rng = np.random.default_rng(1)  # the checks' own draws: rng's numbers stay put
     B, n = 4, 6
 
     common.heading("Forward and backward")
     scores = rng.standard_normal((B, n))
     target_idx = rng.integers(0, n, size=B)  # columns: item id - 1
     loss, cache = layers.softmax_cross_entropy_forward(scores, target_idx)
-    dscores = layers.softmax_cross_entropy_backward(1.0, cache)
+    (dscores,) = layers.softmax_cross_entropy_backward(1.0, cache)
     p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
     onehot = np.eye(n)[target_idx]
     print(f"loss = {loss:.6f}; naive formula gives {naive_cross_entropy(scores, target_idx):.6f}")
     print("dscores == (softmax - onehot) / B:", np.allclose(dscores, (p - onehot) / B))
     print("each row of dscores sums to 0:", np.allclose(dscores.sum(axis=1), 0))
-    num = eval_numerical_gradient(
-        lambda: layers.softmax_cross_entropy_forward(scores, target_idx)[0], scores
+    check = check_layer(
+        lambda s: layers.softmax_cross_entropy_forward(s, target_idx),
+        layers.softmax_cross_entropy_backward,
+        [scores],
+        {0: 0},
+        check_rng,
+        names=["scores"],
     )
-    err = max_relative_error(num, dscores)
+    err = check.errors["scores"]
     print(f"cross-entropy gradient check: relative error {err:.1e}")
     assert err < 1e-8
 
@@ -135,7 +141,7 @@ def main():
 # Write the loss and its backward pass. ``my_cross_entropy_forward(scores,
 # target_idx)`` returns ``(loss, cache)``, the batch mean of
 # ``lse(scores[b]) - scores[b, target_idx[b]]``, finite for scores in the
-# thousands; ``my_cross_entropy_backward(dloss, cache)`` returns dscores.
+# thousands; ``my_cross_entropy_backward(dloss, cache)`` returns ``(dscores,)``.
 # The cache is yours to design.
 # Run this file to check it, or from the repository root check any pair:
 #   python -c "from tutorials.checks import check_softmax_cross_entropy as c; \

@@ -19,30 +19,32 @@ Steps 2-7 built every piece as a pair ``out, cache = forward(...)`` /
 The forward pass keeps every cache; the backward pass walks the same list in
 reverse, handing each ``backward`` the gradient of its output and its own
 cache. ``minisriem/importance.py`` does this for eq. (1)-(6) (its cache is a
-dict holding the layers' caches in order) and ``minisriem/model.py`` for the
+dict holding the layers' caches, by name, in ``cache["layers"]``) and ``minisriem/model.py`` for the
 rest: read ``SRIEM.session_forward`` and ``SRIEM.session_backward`` side by
 side and you will see one line backward for each line forward.
 
 The backward functions, and what each returns
 ----------------------------------------------
-Every ``backward(dout, cache)`` returns the gradients of its forward's
-*array* arguments, in the forward's order (a tuple when there are several):
+Every ``backward(dout, cache)`` of ``layers.py`` returns a tuple: the
+gradients of its forward's *array* arguments, in the forward's order, a tuple
+of one when there is one:
 
-    layers.embedding_backward(demb, cache)             -> dE
+    layers.embedding_backward(demb, cache)             -> (dE,)
     layers.linear_backward(dy, cache)                  -> (dx, dW, db)   db None without a bias
-    layers.sigmoid_backward(ds, cache)                 -> dx
+    layers.sigmoid_backward(ds, cache)                 -> (dx,)
     layers.affinity_backward(dC, cache)                -> (dQ, dK)
-    layers.masked_average_backward(dalpha, cache)      -> dC
-    layers.masked_softmax_backward(dbeta, cache)       -> dalpha
+    layers.masked_average_backward(dalpha, cache)      -> (dC,)
+    layers.masked_softmax_backward(dbeta, cache)       -> (dalpha,)
     layers.weighted_pool_backward(dz_l, cache)         -> (dbeta, demb)
-    layers.last_item_backward(dz_s, cache)             -> demb
+    layers.last_item_backward(dz_s, cache)             -> (demb,)
     layers.fusion_backward(dz_h, cache)                -> (dz_l, dz_s, dW0, db0)  db0: None, paper
     layers.scores_backward(dscores, cache)             -> (dz_h, dE)
-    layers.softmax_cross_entropy_backward(dloss, cache) -> dscores
+    layers.softmax_cross_entropy_backward(dloss, cache) -> (dscores,)
     importance.iem_backward(dz_l, cache)               -> (demb, {"Wq": dWq, "Wk": dWk})
 
-So the query's linear layer gives ``demb_q, dWq, _ = layers.linear_backward(dQ, q_lin)``:
-the ``_`` is the bias gradient, None here.
+So the query's linear layer gives ``demb_q, dWq, _ = layers.linear_backward(dQ, q_lin)``
+(the ``_`` is the bias gradient, None here), and the sigmoid
+``(dQ,) = layers.sigmoid_backward(dQ, q_sig)``.
 
 Where a value is used more than once, gradients ADD
 ---------------------------------------------------
@@ -79,7 +81,7 @@ import numpy as np
 from checks import check_iem_backward, check_model_loss_and_grads
 
 from minisriem import layers
-from minisriem.gradcheck import eval_numerical_gradient, max_relative_error, random_session_batch
+from minisriem.gradcheck import check_model, random_session_batch
 from minisriem.importance import iem_forward
 from minisriem.model import SRIEM
 
@@ -107,7 +109,7 @@ def main():
 
     common.heading("The gradients of E: two uses, two parts")
     _, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
-    dscores = layers.softmax_cross_entropy_backward(1.0, ce_cache)
+    (dscores,) = layers.softmax_cross_entropy_backward(1.0, ce_cache)
     dz_h, dE_scores = layers.scores_backward(dscores, sc_cache)
     dE_lookup = grads["E"] - dE_scores
     used = np.unique(item_seq[item_seq > 0])
@@ -123,27 +125,23 @@ def main():
 
     common.heading("Model-level gradient check, both variants")
 
-    def check_model(variant, scale):
+    def model_errors(variant, scale):
         model = SRIEM(n, d=d, l=l, variant=variant, seed=1, dtype=np.float64)
         for w in model.params.values():
             w *= scale
-        loss, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
-        errs, sizes = {}, {}
-        for name, w in model.params.items():
-            num = eval_numerical_gradient(
-                lambda: model.loss_and_grads(item_seq, item_seq_len, targets)[0], w
-            )
-            errs[name] = max_relative_error(num, grads[name])
-            sizes[name] = np.abs(grads[name]).max()
+        _, grads = model.loss_and_grads(item_seq, item_seq_len, targets)
+        sizes = {name: np.abs(g).max() for name, g in grads.items()}
+        # tol=inf: measure every error, even the paper's at init, without asserting
+        errs = check_model(model, item_seq, item_seq_len, targets, tol=np.inf, min_gradient=0)
         return errs, sizes
 
-    errs, sizes = check_model("paper", 1.0)
+    errs, sizes = model_errors("paper", 1.0)
     print(
         f"paper at init: largest |dWq| = {sizes['Wq']:.1e}, relative error "
         f"{errs['Wq']:.1e}: the difference is finite-difference noise, not a bug"
     )
     for variant in ("paper", "official"):
-        errs, sizes = check_model(variant, 3.0)
+        errs, sizes = model_errors(variant, 3.0)
         shown = ", ".join(f"{k} {v:.1e}" for k, v in errs.items())
         print(f"{variant:8s} params x3: model gradient check: {shown}")
         assert max(errs.values()) < 1e-6
@@ -154,25 +152,28 @@ def main():
     z_h, cache = model.session_forward(item_seq, item_seq_len)
     scores, sc_cache = layers.scores_forward(z_h, model.params["E"])
     _, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
-    dz_h, dE_scores = layers.scores_backward(
-        layers.softmax_cross_entropy_backward(1.0, ce_cache), sc_cache
-    )
-    num = eval_numerical_gradient(
-        lambda: model.loss_and_grads(item_seq, item_seq_len, targets)[0], model.params["E"]
-    )
-    print(
-        f"dE with both parts: relative error {max_relative_error(num, grads['E']):.1e}; "
-        f"scoring part only: {max_relative_error(num, dE_scores):.1e}"
-    )
+    (dscores,) = layers.softmax_cross_entropy_backward(1.0, ce_cache)
+    dz_h, dE_scores = layers.scores_backward(dscores, sc_cache)
+    both = check_model(model, item_seq, item_seq_len, targets, tol=np.inf)["E"]
+    forgotten = check_model(  # the same gradients, but dE without its lookup part
+        model,
+        item_seq,
+        item_seq_len,
+        targets,
+        tol=np.inf,
+        loss_and_grads=lambda *batch: (loss, {**grads, "E": dE_scores}),
+    )["E"]
+    print(f"dE with both parts: relative error {both:.1e}; scoring part only: {forgotten:.1e}")
 
 
 # ==========================================================================
 # EXERCISE (two parts)
 # 1. Write the importance module's backward pass (eq. 1-6), from the layers'
 #    backward functions above, in both variants. ``cache`` is what
-#    ``minisriem.importance.iem_forward`` returns; ``cache["layers"]`` holds, in
-#    order: q_lin, k_lin, q_sig, k_sig (None for "official", which has no
-#    sigmoid), aff, avg, sm, pool. Return ``(demb, {"Wq": dWq, "Wk": dWk})``.
+#    ``minisriem.importance.iem_forward`` returns; ``cache["layers"]`` is a named
+#    tuple (``importance.IEMCaches``) of the layers' caches: c.q_lin, c.k_lin,
+#    c.q_sig, c.k_sig (None for "official", which has no sigmoid), c.aff, c.avg,
+#    c.sm, c.pool. Return ``(demb, {"Wq": dWq, "Wk": dWk})``.
 #    Remember: emb feeds three branches.
 # 2. The whole model, eq. (1)-(10): write ``my_model_loss_and_grads(model,
 #    item_seq, item_seq_len, targets) -> (loss, grads)``, a dict with a
@@ -187,7 +188,7 @@ def main():
 #              c(lambda m, *batch: m.loss_and_grads(*batch))"
 # ==========================================================================
 def my_iem_backward(dz_l, cache):
-    q_lin, k_lin, q_sig, k_sig, aff, avg, sm, pool = cache["layers"]
+    # c = cache["layers"] holds c.q_lin, c.k_lin, c.q_sig, c.k_sig, c.aff, c.avg, c.sm, c.pool
     raise NotImplementedError  # replace with your code
 
 

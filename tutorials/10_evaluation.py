@@ -117,19 +117,21 @@ def main():
         if row["count"]:
             print(
                 f"length {label:>3s}: {row['count']:5d} examples, Recall@20 "
-                f"{100 * row['Recall@20']:6.2f}, MRR@20 {100 * row['MRR@20']:6.2f}"
+                f"{100 * row['recall@20']:6.2f}, MRR@20 {100 * row['mrr@20']:6.2f}"
             )
 
     plt = common.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(7, 2.8))
     labels = [k for k, v in by_len.items() if v["count"]]
     x = np.arange(len(labels))
-    for ax, metric in zip(axes, ("Recall@20", "MRR@20"), strict=True):
+    for ax, (metric, name) in zip(
+        axes, (("recall@20", "Recall@20"), ("mrr@20", "MRR@20")), strict=True
+    ):
         ax.plot(x, [100 * by_len[k][metric] for k in labels], "o-", label="SR-IEM")
         ax.plot(x, [100 * pop_len[k][metric] for k in labels], "s--", label="popularity")
         ax.set_xticks(x, labels)
         ax.set_xlabel("session length (items before the target)")
-        ax.set_ylabel(f"{metric} (%)")
+        ax.set_ylabel(f"{name} (%)")
     axes[0].legend()
     fig.suptitle("Test metrics by session length, synthetic data")
     common.save_figure(fig, "10_by_length.png")

@@ -14,7 +14,9 @@ the step. Gradients are compared with central differences
 and anything above 1e-6 is a bug.
 
 Where a check takes a ``forward`` too, you may pass your own forward pass
-(its cache is then yours to design) or leave the library's.
+(its cache is then yours to design) or leave the library's. A backward
+returns a tuple, as every backward of :mod:`minisriem.layers` does (``(dx,)``
+when there is one gradient); a check also accepts the bare array.
 """
 
 import os
@@ -28,12 +30,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from minisriem import layers
-from minisriem.gradcheck import (
-    eval_numerical_gradient,
-    eval_numerical_gradient_array,
-    max_relative_error,
-    random_session_batch,
-)
+from minisriem.gradcheck import check_layer, check_model, checked_array, random_session_batch
 from minisriem.importance import iem_forward
 from minisriem.optim import Adam
 
@@ -61,24 +58,8 @@ TOL = 1e-6  # largest accepted relative error of a gradient
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-def _as_tuple(grads):
-    return grads if isinstance(grads, tuple) else (grads,)
-
-
-def _array(name, x, shape):
-    """Turn a returned value into an array and check its shape."""
-    if x is None:
-        raise AssertionError(f"{name} is None: did you forget a `return`?")
-    x = np.asarray(x)
-    if x.shape != tuple(shape):
-        raise AssertionError(f"{name} has shape {x.shape}, expected {tuple(shape)}")
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        raise AssertionError(f"{name} holds inf or NaN")
-    return x
-
-
 def _same(name, got, want, tol=1e-10):
-    got = _array(name, got, np.shape(want))
+    got = checked_array(name, got, np.shape(want))
     err = np.abs(got - want).max(initial=0.0)
     if err > tol * max(1.0, np.abs(want).max(initial=0.0)):
         i = tuple(int(k) for k in np.unravel_index(np.argmax(np.abs(got - want)), np.shape(want)))
@@ -87,38 +68,17 @@ def _same(name, got, want, tol=1e-10):
         )
 
 
-def _gradcheck(name, forward, backward, args, wrt, rng, arg_names, specific=None):
-    """Central differences of ``sum(forward(*args)[0] * dout)`` against ``backward``.
+def _gradcheck(name, forward, backward, args, wrt, rng, arg_names, **options):
+    """:func:`minisriem.gradcheck.check_layer` at :data:`TOL`, its message prefixed by ``name``.
 
-    ``wrt`` maps the index of each argument to check to the position of its
-    gradient in what ``backward(dout, cache)`` returns. ``specific(grads)``,
-    when given, runs first: a check for one known mistake names its cause,
-    where the gradient check that follows can only say "wrong". Returns the
-    gradients.
+    ``options`` are ``check_layer``'s ``known_mistakes`` (run first: a check for
+    one known mistake names its cause, where the gradient check that follows can
+    only say "wrong") and ``hint``. Returns the gradients.
     """
-    out, cache = forward(*args)
-    dout = rng.standard_normal(np.shape(out))
-    grads = backward(dout, cache)
-    if grads is None:
-        raise AssertionError(f"{name} returned None: did you forget a `return`?")
-    grads = _as_tuple(grads)
-    for arg_i, grad_i in wrt.items():
-        _array(f"{name}: the gradient of {arg_names[arg_i]}", grads[grad_i], args[arg_i].shape)
-    if specific is not None:
-        specific(*(np.asarray(g) for g in grads))
-    for arg_i, grad_i in wrt.items():
-        x = args[arg_i]
-        g = _array(f"{name}: the gradient of {arg_names[arg_i]}", grads[grad_i], x.shape)
-        num = eval_numerical_gradient_array(lambda: forward(*args)[0], x, dout)
-        err = max_relative_error(num, g)
-        if not err < TOL:
-            i = tuple(int(k) for k in np.unravel_index(np.argmax(np.abs(num - g)), x.shape))
-            raise AssertionError(
-                f"{name}: the gradient of {arg_names[arg_i]} is wrong (relative error "
-                f"{err:.1e}, want < {TOL:.0e}). Largest difference at index {i}: yours "
-                f"{g[i]:.6g}, numerical {num[i]:.6g}."
-            )
-    return grads
+    try:
+        return check_layer(forward, backward, args, wrt, rng, TOL, arg_names, **options)
+    except AssertionError as e:
+        raise AssertionError(f"{name}: {e}") from None
 
 
 # --------------------------------------------------------------------------
@@ -169,7 +129,7 @@ def check_pad_sessions(pad_sessions):
 # step 2: embedding
 # --------------------------------------------------------------------------
 def check_embedding_backward(backward, forward=layers.embedding_forward):
-    """Check ``embedding_backward(demb, cache) -> dE``.
+    """Check ``embedding_backward(demb, cache) -> (dE,)``.
 
     ``cache`` is what ``forward(E, item_seq)`` returned; the library's is
     ``(item_seq, E.shape)``. ``dE`` must scatter-add every looked-up row's
@@ -181,50 +141,67 @@ def check_embedding_backward(backward, forward=layers.embedding_forward):
     item_seq, _, _ = random_session_batch(rng, B, L, n)
     E = rng.standard_normal((n + 1, d))
     _same("forward(E, item_seq)[0]", forward(E, item_seq)[0], E[item_seq])
-    out, cache = forward(E, item_seq)
-    dout = rng.standard_normal(out.shape)
-    dE = _array("embedding_backward(...)", backward(dout, cache), E.shape)
-    if np.any(dE[0] != 0):
-        raise AssertionError(
-            "row 0 of dE is not zero: 0 is the padding id, not an item, and must "
-            "receive no gradient (set dE[0] = 0)"
-        )
-    num = eval_numerical_gradient_array(lambda: forward(E, item_seq)[0], E, dout)
-    err = max_relative_error(num[1:], dE[1:])
-    if not err < TOL:
-        counts = np.bincount(item_seq.ravel(), minlength=n + 1)
-        hint = ""
-        if np.any(counts[1:] > 1):
-            hint = (
-                " Item(s) that occur more than once must get the SUM of their rows' "
-                "gradients: `dE[idx] += g` keeps only one of them; use np.add.at."
+    real = (item_seq != 0)[:, :, None]  # B,L,1
+    counts = np.bincount(item_seq.ravel(), minlength=n + 1)
+
+    def forward_as_used(E):
+        # the model masks every padded position after the lookup, so check the layer that
+        # way: the padded outputs count for nothing, and row 0's true gradient is 0
+        emb, cache = forward(E, item_seq)
+        return emb * real, cache
+
+    def known_mistakes(dout, grads):
+        dE = np.asarray(grads[0])
+        if np.any(dE[0] != 0):
+            raise AssertionError(
+                "row 0 of dE is not zero: 0 is the padding id, not an item, and must "
+                "receive no gradient (set dE[0] = 0)"
             )
-        raise AssertionError(f"dE rows 1..n are wrong (relative error {err:.1e}).{hint}")
+        buffered = np.zeros_like(E)
+        buffered[item_seq.ravel()] += dout.reshape(-1, d)
+        if np.any(counts[1:] > 1) and np.allclose(dE[1:], buffered[1:]):
+            raise AssertionError(
+                "item(s) that occur more than once must get the SUM of their rows' "
+                "gradients: `dE[idx] += g` keeps only one of them; use np.add.at"
+            )
+
+    _gradcheck(
+        "embedding_backward",
+        forward_as_used,
+        backward,
+        [E],
+        {0: 0},
+        rng,
+        ["E"],
+        known_mistakes=known_mistakes,
+    )
 
 
 # --------------------------------------------------------------------------
 # step 3: sigmoid
 # --------------------------------------------------------------------------
 def check_sigmoid_backward(backward, forward=layers.sigmoid_forward):
-    """Check ``sigmoid_backward(ds, cache) -> dx``; the library's cache is ``s``."""
+    """Check ``sigmoid_backward(ds, cache) -> (dx,)``; the library's cache is ``s``."""
     rng = np.random.default_rng(3)
     x = 3 * rng.standard_normal((4, 5, 3))
     s = 1 / (1 + np.exp(-x))
     _same("forward(x)[0]", forward(x)[0], s)
-    seen = {}
 
-    def backward_seen(ds, cache):
-        seen["ds"] = ds
-        return backward(ds, cache)
-
-    def known_mistakes(dx):
-        if np.allclose(dx, seen["ds"] * s):
+    def known_mistakes(ds, grads):
+        if np.allclose(np.asarray(grads[0]), ds * s):
             raise AssertionError(
                 "dx = ds * s misses a factor: the sigmoid's derivative is s * (1 - s)"
             )
 
     _gradcheck(
-        "sigmoid_backward", forward, backward_seen, [x], {0: 0}, rng, ["x"], specific=known_mistakes
+        "sigmoid_backward",
+        forward,
+        backward,
+        [x],
+        {0: 0},
+        rng,
+        ["x"],
+        known_mistakes=known_mistakes,
     )
 
 
@@ -232,7 +209,7 @@ def check_sigmoid_backward(backward, forward=layers.sigmoid_forward):
 # step 4: masked average (eq. 4)
 # --------------------------------------------------------------------------
 def check_masked_average_backward(backward, forward=layers.masked_average_forward):
-    """Check ``masked_average_backward(dalpha, cache) -> dC``.
+    """Check ``masked_average_backward(dalpha, cache) -> (dC,)``.
 
     ``forward(C, item_seq_len, divide_by)`` is eq. (4), for ``divide_by`` in
     ``"t"`` (the paper) and ``"t-1"`` (the released code). ``dC`` must be
@@ -251,7 +228,8 @@ def check_masked_average_backward(backward, forward=layers.masked_average_forwar
         )
         fwd = lambda C, divide_by=divide_by: forward(C, item_seq_len, divide_by)
 
-        def masks_hold(dC, divide_by=divide_by):
+        def masks_hold(dalpha, grads):
+            dC = np.asarray(grads[0])
             for b, t in enumerate(item_seq_len):
                 if np.any(dC[b, t:, :] != 0) or np.any(dC[b, :, t:] != 0):
                     raise AssertionError(
@@ -271,7 +249,7 @@ def check_masked_average_backward(backward, forward=layers.masked_average_forwar
             {0: 0},
             rng,
             ["C"],
-            specific=masks_hold,
+            known_mistakes=masks_hold,
         )
 
 
@@ -279,7 +257,7 @@ def check_masked_average_backward(backward, forward=layers.masked_average_forwar
 # step 5: masked softmax (eq. 5)
 # --------------------------------------------------------------------------
 def check_masked_softmax_backward(backward, forward=layers.masked_softmax_forward):
-    """Check ``masked_softmax_backward(dbeta, cache) -> dalpha``; the library's cache is ``beta``.
+    """Check ``masked_softmax_backward(dbeta, cache) -> (dalpha,)``; the library's cache: ``beta``.
 
     ``dalpha`` must be zero at padded positions.
     """
@@ -290,19 +268,15 @@ def check_masked_softmax_backward(backward, forward=layers.masked_softmax_forwar
     want, _ = layers.masked_softmax_forward(alpha, item_seq_len)
     _same("forward(alpha, item_seq_len)[0]", forward(alpha, item_seq_len)[0], want)
     pad = ~layers.valid_mask(item_seq_len, L)
-    seen = {}
 
-    def backward_seen(dbeta, cache):  # keeps dbeta, to recognise one mistake below
-        seen["dbeta"] = dbeta
-        return backward(dbeta, cache)
-
-    def known_mistakes(dalpha):
+    def known_mistakes(dbeta, grads):
+        dalpha = np.asarray(grads[0])
         if np.any(dalpha[pad] != 0):
             raise AssertionError(
                 "dalpha is not zero at padded positions: beta is 0 there, and so is "
                 "dalpha_j = beta_j * (dbeta_j - sum_i beta_i dbeta_i)"
             )
-        if np.allclose(dalpha, want * seen["dbeta"]):
+        if np.allclose(dalpha, want * dbeta):
             raise AssertionError(
                 "dalpha = beta * dbeta misses the term - beta_j * sum_i beta_i dbeta_i: "
                 "every beta_i depends on every alpha_j through the softmax's denominator"
@@ -311,12 +285,12 @@ def check_masked_softmax_backward(backward, forward=layers.masked_softmax_forwar
     _gradcheck(
         "masked_softmax_backward",
         lambda a: forward(a, item_seq_len),
-        backward_seen,
+        backward,
         [alpha],
         {0: 0},
         rng,
         ["alpha"],
-        specific=known_mistakes,
+        known_mistakes=known_mistakes,
     )
 
 
@@ -335,8 +309,8 @@ def check_scores_backward(backward, forward=layers.scores_forward):
     E = rng.standard_normal((n + 1, d))
     _same("forward(z_h, E)[0]", forward(z_h, E)[0], z_h @ E[1:].T)
 
-    def known_mistakes(dz_h, dE):
-        if np.any(dE[0] != 0):
+    def known_mistakes(dscores, grads):
+        if np.any(np.asarray(grads[1])[0] != 0):
             raise AssertionError(
                 "dE[0] is not zero: row 0 is padding and is never scored. Column j of the "
                 "scores is item j + 1, so dE[1:] = dscores^T z_h (an off-by-one puts it in dE[:-1])"
@@ -350,7 +324,7 @@ def check_scores_backward(backward, forward=layers.scores_forward):
         {0: 0, 1: 1},
         rng,
         ["z_h", "E"],
-        specific=known_mistakes,
+        known_mistakes=known_mistakes,
     )
 
 
@@ -421,7 +395,9 @@ def check_iem_backward(backward, forward=iem_forward):
     """Check ``iem_backward(dz_l, cache) -> (demb, {"Wq": dWq, "Wk": dWk})`` in both variants.
 
     ``cache`` is what ``iem_forward(emb, item_seq_len, params, variant)``
-    returned; the library's keeps every layer's cache in ``cache["layers"]``.
+    returned; the library's keeps every layer's cache in ``cache["layers"]``, an
+    :class:`minisriem.importance.IEMCaches` (fields ``q_lin, k_lin, q_sig, k_sig,
+    aff, avg, sm, pool``).
     """
     rng = np.random.default_rng(8)
     B, L, d, l = 5, 4, 6, 3
@@ -431,49 +407,52 @@ def check_iem_backward(backward, forward=iem_forward):
         emb = rng.uniform(-1, 1, (B, L, d))
         emb[item_seq == 0] = 0
         # weights large enough that the sigmoids are not flat (see step 8)
-        params = {"Wq": rng.uniform(-1, 1, (d, k)), "Wk": rng.uniform(-1, 1, (d, k))}
-        out, cache = forward(emb, item_seq_len, params, variant)
-        dout = rng.standard_normal(out.shape)
-        res = backward(dout, cache)
-        if res is None:
-            raise AssertionError("iem_backward returned None: did you forget a `return`?")
-        demb, dparams = res
-        f = lambda emb=emb, params=params, variant=variant: forward(
-            emb, item_seq_len, params, variant
-        )[0]
-        pairs = [
-            ("emb", emb, demb),
-            ("Wq", params["Wq"], dparams["Wq"]),
-            ("Wk", params["Wk"], dparams["Wk"]),
-        ]
-        for name, x, g in pairs:
-            _array(f"{variant}: the gradient of {name}", g, x.shape)
-        if forward is iem_forward:  # the library's cache: its pieces name the mistake
-            _iem_known_mistakes(variant, dout, cache, np.asarray(demb), dparams)
-        for name, x, g in pairs:
-            num = eval_numerical_gradient_array(f, x, dout)
-            err = max_relative_error(num, np.asarray(g))
-            if not err < TOL:
-                raise AssertionError(
-                    f"variant {variant!r}: the gradient of {name} is wrong (relative error "
-                    f"{err:.1e}). Walk the layers backwards one at a time: pool, softmax, "
-                    "masked average, affinity, (sigmoids), linear."
-                )
+        Wq, Wk = rng.uniform(-1, 1, (d, k)), rng.uniform(-1, 1, (d, k))
+
+        def fwd(emb, Wq, Wk, variant=variant):
+            return forward(emb, item_seq_len, {"Wq": Wq, "Wk": Wk}, variant)
+
+        def bwd(dz_l, cache):
+            res = backward(dz_l, cache)
+            if res is None:
+                raise AssertionError("iem_backward returned None: did you forget a `return`?")
+            demb, dparams = res
+            return demb, dparams["Wq"], dparams["Wk"]
+
+        def known_mistakes(dz_l, grads, fwd=fwd, emb=emb, Wq=Wq, Wk=Wk, variant=variant):
+            if forward is iem_forward:  # the library's cache: its pieces name the mistake
+                _, cache = fwd(emb, Wq, Wk)  # the cache bwd was given
+                demb, dWq, dWk = (np.asarray(g) for g in grads)
+                _iem_known_mistakes(variant, dz_l, cache, demb, {"Wq": dWq, "Wk": dWk})
+
+        _gradcheck(
+            f"variant {variant!r}",
+            fwd,
+            bwd,
+            [emb, Wq, Wk],
+            {0: 0, 1: 1, 2: 2},
+            rng,
+            ["emb", "Wq", "Wk"],
+            known_mistakes=known_mistakes,
+            hint="Walk the layers backwards one at a time: pool, softmax, masked average, "
+            "affinity, (sigmoids), linear.",
+        )
 
 
 def _iem_pieces(dz_l, cache):
     """The library's backward pass of eq. (1)-(6), kept in pieces."""
-    q_lin, k_lin, q_sig, k_sig, aff, avg, sm, pool = cache["layers"]
-    dbeta, demb_pool = layers.weighted_pool_backward(dz_l, pool)
-    dC = layers.masked_average_backward(layers.masked_softmax_backward(dbeta, sm), avg)
-    dQ, dK = layers.affinity_backward(dC, aff)
+    c = cache["layers"]
+    dbeta, demb_pool = layers.weighted_pool_backward(dz_l, c.pool)
+    (dalpha,) = layers.masked_softmax_backward(dbeta, c.sm)
+    (dC,) = layers.masked_average_backward(dalpha, c.avg)
+    dQ, dK = layers.affinity_backward(dC, c.aff)
     dQ_raw, dK_raw = dQ, dK
-    if q_sig is not None:
-        dQ, dK = layers.sigmoid_backward(dQ, q_sig), layers.sigmoid_backward(dK, k_sig)
-    demb_q, dWq, _ = layers.linear_backward(dQ, q_lin)
-    demb_k, dWk, _ = layers.linear_backward(dK, k_lin)
-    _, dWq_raw, _ = layers.linear_backward(dQ_raw, q_lin)
-    _, dWk_raw, _ = layers.linear_backward(dK_raw, k_lin)
+    if c.q_sig is not None:
+        (dQ,), (dK,) = layers.sigmoid_backward(dQ, c.q_sig), layers.sigmoid_backward(dK, c.k_sig)
+    demb_q, dWq, _ = layers.linear_backward(dQ, c.q_lin)
+    demb_k, dWk, _ = layers.linear_backward(dK, c.k_lin)
+    _, dWq_raw, _ = layers.linear_backward(dQ_raw, c.q_lin)
+    _, dWk_raw, _ = layers.linear_backward(dK_raw, c.k_lin)
     return {
         "pool": demb_pool,
         "query": demb_q,
@@ -497,7 +476,7 @@ def _iem_known_mistakes(variant, dz_l, cache, demb, dparams):
                 if close(demb, sum(p[b] for b in used)):
                     missing = [b for b in branches if b not in used]
                     raise AssertionError(
-                        f"variant {variant!r}: demb holds only the {' and '.join(used)} "
+                        f"demb holds only the {' and '.join(used)} "
                         f"branch(es); add the {' and '.join(missing)} branch(es). emb feeds "
                         "three computations (the query, eq. 1; the key, eq. 2; the pooling, "
                         "eq. 6), so its gradient is the sum of three pieces."
@@ -505,12 +484,12 @@ def _iem_known_mistakes(variant, dz_l, cache, demb, dparams):
     dWq, dWk = np.asarray(dparams["Wq"]), np.asarray(dparams["Wk"])
     if close(dWq, p["dWk"]) and close(dWk, p["dWq"]) and not close(dWq, p["dWq"]):
         raise AssertionError(
-            f"variant {variant!r}: dWq and dWk are swapped. In C = Q K^T, the query is "
+            "dWq and dWk are swapped. In C = Q K^T, the query is "
             "the row (item i), the key the column (item j): dQ = dS K, dK = dS^T Q."
         )
     if variant == "paper" and close(dWq, p["dWq_no_sigmoid"]):
         raise AssertionError(
-            "variant 'paper': dWq skips the sigmoid of eq. (1). Q = sigmoid(E_s Wq): pass "
+            "dWq skips the sigmoid of eq. (1). Q = sigmoid(E_s Wq): pass "
             "dQ through sigmoid_backward (cache q_sig) before linear_backward."
         )
 
@@ -531,7 +510,7 @@ def check_model_loss_and_grads(loss_and_grads):
         model = SRIEM(n, d=d, l=l, variant=variant, seed=3, dtype=np.float64)
         for w in model.params.values():
             w *= 3.0
-        want_loss, want = model.loss_and_grads(item_seq, item_seq_len, targets)
+        want_loss, _ = model.loss_and_grads(item_seq, item_seq_len, targets)
         out = loss_and_grads(model, item_seq, item_seq_len, targets)
         if out is None:
             raise AssertionError("loss_and_grads returned None: return (loss, grads)")
@@ -545,31 +524,26 @@ def check_model_loss_and_grads(loss_and_grads):
         if missing:
             raise AssertionError(f"variant {variant!r}: no gradient for {missing}")
         for name, w in model.params.items():
-            g = _array(f"variant {variant!r}: the gradient of {name}", grads[name], w.shape)
-            num = eval_numerical_gradient(
-                lambda model=model: model.loss_and_grads(item_seq, item_seq_len, targets)[0], w
-            )
-            err = max_relative_error(num, g)
-            if err < TOL:
-                continue
-            hint = ""
-            if name == "E":
-                if np.allclose(g, _scoring_part(model, item_seq, item_seq_len, targets)):
-                    hint = (
-                        " It is the scoring part alone: add the lookup part, "
-                        "embedding_backward(demb, cache), where demb sums the last item's "
-                        "and the importance module's pieces."
-                    )
-                else:
-                    hint = (
-                        " E is used twice (looked up, and scored against): its gradient is the "
-                        "scoring part plus the scatter-added lookup part, and demb itself sums "
-                        "the last-item and importance pieces."
-                    )
+            checked_array(f"variant {variant!r}: the gradient of {name}", grads[name], w.shape)
+        if np.allclose(grads["E"], _scoring_part(model, item_seq, item_seq_len, targets)):
             raise AssertionError(
-                f"variant {variant!r}: the gradient of {name} is wrong (relative error "
-                f"{err:.1e}).{hint}"
+                f"variant {variant!r}: the gradient of E is the scoring part alone: add the "
+                "lookup part, embedding_backward(demb, cache), where demb sums the last item's "
+                "and the importance module's pieces."
             )
+        try:
+            check_model(
+                model, item_seq, item_seq_len, targets, TOL, loss_and_grads=lambda *_, out=out: out
+            )
+        except AssertionError as e:
+            hint = ""
+            if "gradient of E " in str(e):
+                hint = (
+                    " E is used twice (looked up, and scored against): its gradient is the "
+                    "scoring part plus the scatter-added lookup part, and demb itself sums "
+                    "the last-item and importance pieces."
+                )
+            raise AssertionError(f"variant {variant!r}: {e}.{hint}") from None
 
 
 def _scoring_part(model, item_seq, item_seq_len, targets):
@@ -577,7 +551,8 @@ def _scoring_part(model, item_seq, item_seq_len, targets):
     z_h, _ = model.session_forward(item_seq, item_seq_len)
     scores, sc_cache = layers.scores_forward(z_h, model.params["E"])
     _, ce_cache = layers.softmax_cross_entropy_forward(scores, targets - 1)
-    return layers.scores_backward(layers.softmax_cross_entropy_backward(1.0, ce_cache), sc_cache)[1]
+    (dscores,) = layers.softmax_cross_entropy_backward(1.0, ce_cache)
+    return layers.scores_backward(dscores, sc_cache)[1]
 
 
 # --------------------------------------------------------------------------
@@ -762,8 +737,8 @@ def check_l2_normalize_backward(backward, forward=layers.l2_normalize_forward):
     norm = np.sqrt((x * x).sum(axis=-1, keepdims=True) + 1e-12)
     _same("forward(x)[0]", forward(x)[0], x / norm)
 
-    def known_mistakes(dx):
-        y = x / norm
+    def known_mistakes(dout, grads):
+        y, dx = x / norm, grads[0]
         if np.abs((dx * y).sum(axis=-1)).max() > 1e-8:
             raise AssertionError(
                 "dx is not orthogonal to y in every row: y only holds x's direction, so "
@@ -771,4 +746,13 @@ def check_l2_normalize_backward(backward, forward=layers.l2_normalize_forward):
                 "dx = (dy - y * sum(dy * y)) / |x|"
             )
 
-    _gradcheck("l2_normalize_backward", forward, backward, [x], {0: 0}, rng, ["x"], known_mistakes)
+    _gradcheck(
+        "l2_normalize_backward",
+        forward,
+        backward,
+        [x],
+        {0: 0},
+        rng,
+        ["x"],
+        known_mistakes=known_mistakes,
+    )

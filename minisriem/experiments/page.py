@@ -3,7 +3,9 @@
 Every number on the page is read from ``OUT_DIR/DATASET/state.json``
 (written by :mod:`minisriem.experiments.reproduce`) or from the PyTorch
 reference's ``bench.json``; nothing is typed in except the paper's own
-figures in :data:`PAPER`. The text between :data:`DISCUSSION_START` and
+figures in :data:`PAPER` (and :data:`~minisriem.experiments.timing.PAPER_TABLE3`).
+Fig. 2 and 3 are drawn by :mod:`~minisriem.experiments.figures`, Table 3 written by
+:mod:`~minisriem.experiments.timing`. The text between :data:`DISCUSSION_START` and
 :data:`DISCUSSION_END` is written by hand and kept when the page is rewritten.
 """
 
@@ -13,8 +15,18 @@ import time
 
 import numpy as np
 
+from minisriem.experiments.ablation import ablation_table
+from minisriem.experiments.figures import fig2, fig3
 from minisriem.experiments.plan import GROUPS
+from minisriem.experiments.records import (
+    DATASET_TITLES,
+    PROTOCOL_TEXT,
+    duration,
+    finished_records,
+    pct,
+)
 from minisriem.experiments.state import STATE_FILE, is_done, load_state
+from minisriem.experiments.timing import table3
 
 DISCUSSION_START = "<!-- BEGIN discussion: hand-written, kept when the page is regenerated -->"
 DISCUSSION_END = "<!-- END discussion -->"
@@ -27,7 +39,6 @@ DEFAULT_DISCUSSION = (
 SUMMARY_FILE = "summary.json"
 """Table 2 of every dataset as JSON rows (see :func:`table2_rows`), beside the state folders."""
 
-DATASET_TITLES = {"diginetica": "DIGINETICA", "yoochoose1_64": "YOOCHOOSE 1/64"}
 PAGE_DATASETS = ("diginetica", "yoochoose1_64")
 """Datasets that always get a section, "not measured" when they have no state."""
 
@@ -41,56 +52,10 @@ PAPER = {
 }
 """The paper's Table 2 (percent: R@20, MRR@20); SR-STAMP and SR-SAT appear only in its Fig. 3."""
 
-PAPER_TABLE3 = {"CSRM": (4.91, 18.62, 4.63, 19.32), "SR-GNN": (3.12, 2.89, 2.56, 2.75)}
-"""The paper's Table 3: training and test time relative to SR-IEM (YOOCHOOSE, then DIGINETICA)."""
-
-
-def pct(x):
-    return "-" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
-
-
-def _mean_std(values):
-    """``"52.10 ± 0.21"`` in percent; the sample std (n - 1) over seeds."""
-    v = 100 * np.asarray(values, dtype=float)
-    if len(v) == 1:
-        return f"{v[0]:.2f}"
-    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}"
-
-
-def _duration(seconds):
-    seconds = float(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
-
-
-def _records(state, group, refit=False):
-    """Finished records of a group, by seed (models) or the one baseline record.
-
-    ``refit``: the refit runs (phase 2) instead of the phase-1 runs.
-    """
-    out = [
-        (name, r)
-        for name, r in state["runs"].items()
-        if r.get("group") == group and is_done(r) and (r.get("protocol") == "refit") == refit
-    ]
-    return sorted(out, key=lambda nr: nr[1].get("settings", {}).get("seed", 0))
-
 
 # ----------------------------------------------------------------------
 # Table 2
 # ----------------------------------------------------------------------
-PROTOCOL_TEXT = {
-    "refit": "refit",
-    "validation-selected": "validation-selected",
-    "best-test-over-epochs": "best test over epochs (authors')",
-    "fixed-epochs-all-train": "fixed epochs, all training sessions",
-    "all-train": "all training sessions",
-}
-
-
 def _commit_of(recs):
     commits = sorted({str(r.get("commit")) for r in recs if r.get("commit")})
     return ",".join(commits) if commits else None
@@ -145,7 +110,7 @@ def table2_rows(dataset, state, state_dir=None):
             continue
         label = spec["label"]
         if spec["kind"] == "baseline":
-            for _, r in _records(state, group):
+            for _, r in finished_records(state, group):
                 rows.append(
                     _row(
                         dataset, label, "all-train", [r],
@@ -153,8 +118,8 @@ def table2_rows(dataset, state, state_dir=None):
                     )
                 )  # fmt: skip
             continue
-        refit = [r for _, r in _records(state, group, refit=True)]
-        phase1 = [r for _, r in _records(state, group)]
+        refit = [r for _, r in finished_records(state, group, refit=True)]
+        phase1 = [r for _, r in finished_records(state, group)]
         seeds = lambda recs: [int(r["settings"]["seed"]) for r in recs]  # noqa: E731
         if refit:
             rows.append(
@@ -217,7 +182,7 @@ def table2(dataset, state, state_dir=None):
         lines.append(f"| {spec['label']} | | not run | - | - | {paper[0]} | {paper[1]} |")
     notes = {method: "settings chosen on validation" for method, _ in knn_results(state_dir)}
     for group, note in (("spop", "L = {L}"), ("itemknn", "last item")):
-        for _, rec in _records(state, group):
+        for _, rec in finished_records(state, group):
             notes[GROUPS[group]["label"]] = note.format(L=rec.get("L"))
     first_of_method = set()
     for row in rows:
@@ -241,7 +206,7 @@ def table2(dataset, state, state_dir=None):
             f"{paper[0]} | {paper[1]} |"
         )
     for group in ("spop", "itemknn"):
-        for _, rec in _records(state, group):
+        for _, rec in finished_records(state, group):
             for extra in rec.get("extras", {}).values():
                 lines.append(
                     f"| {extra['label']} | all training sessions | 1 | "
@@ -258,7 +223,7 @@ def probes_table(dataset, state):
     for group, spec in GROUPS.items():
         if not group.startswith("probe-") or spec["kind"] != "model" or head is None:
             continue
-        for _, r in _records(state, group, refit=True):
+        for _, r in finished_records(state, group, refit=True):
             dr = 100 * r["test"]["Recall@20"] - head["recall@20"]
             dm = 100 * r["test"]["MRR@20"] - head["mrr@20"]
             lines.append(
@@ -292,55 +257,6 @@ def probes_table(dataset, state):
         + "\n".join(lines)
         + "\n\nΔ: against the headline (SR-IEM (paper), refit, mean over seeds) for retrained "
         "probes; against the same scores with our tie rule for the tie probe." + spread
-    )
-
-
-def ablation_table(state):
-    """SR-IEM+ beside its ablation runs (each addition off in turn), seed 0; "" when none ran.
-
-    Each run's refit where it is done, its phase 1 (validation-selected) otherwise; Δ is
-    the ablation minus SR-IEM+ under the same protocol, in points.
-    """
-
-    def seed0(group):
-        """``{protocol: record}`` of the group's seed-0 runs, refit first."""
-        out = {}
-        for refit, protocol in ((True, "refit"), (False, "validation-selected")):
-            for _, r in _records(state, group, refit=refit):
-                if r["settings"].get("seed", 0) == 0:
-                    out[protocol] = r
-        return out
-
-    runs = []
-    for group, spec in GROUPS.items():
-        if spec.get("ablation") and seed0(group):
-            protocol, r = next(iter(seed0(group).items()))
-            runs.append((spec["label"], protocol, r))
-    if not runs:
-        return ""
-    full = seed0("sriem-plus")
-    lines = [
-        "| run | protocol | R@20 | MRR@20 | Δ R@20 | Δ MRR@20 |",
-        "|---|---|---|---|---|---|",
-    ]
-    for protocol, r in full.items():
-        lines.append(
-            f"| {GROUPS['sriem-plus']['label']} (every addition) | {PROTOCOL_TEXT[protocol]} | "
-            f"{pct(r['test']['Recall@20'])} | {pct(r['test']['MRR@20'])} | | |"
-        )
-    for label, protocol, r in runs:
-        delta = ("", "")
-        if protocol in full:
-            base = full[protocol]["test"]
-            delta = tuple(f"{100 * (r['test'][k] - base[k]):+.2f}" for k in ("Recall@20", "MRR@20"))
-        lines.append(
-            f"| {label} | {PROTOCOL_TEXT[protocol]} | {pct(r['test']['Recall@20'])} | "
-            f"{pct(r['test']['MRR@20'])} | {delta[0]} | {delta[1]} |"
-        )
-    return (
-        "\n".join(lines)
-        + "\n\nSeed 0. Δ: the ablation minus SR-IEM+ (every addition) under the same "
-        "protocol, in points; a negative Δ is what the addition switched off was worth."
     )
 
 
@@ -430,219 +346,6 @@ def significance_table(state, state_dir):
 
 
 # ----------------------------------------------------------------------
-# Figures
-# ----------------------------------------------------------------------
-def _figure_records(state, group):
-    """The records a figure shows for a group: the refit runs, else the phase-1 runs."""
-    return [r for _, r in _records(state, group, refit=True)] or [
-        r for _, r in _records(state, group)
-    ]
-
-
-def _length_series(recs):
-    """Mean R@20 and MRR@20 per length group over the given records."""
-    groups = list(recs[0]["by_length"])
-    r = np.array([[rec["by_length"][g]["Recall@20"] for g in groups] for rec in recs])
-    m = np.array([[rec["by_length"][g]["MRR@20"] for g in groups] for rec in recs])
-    counts = [recs[0]["by_length"][g]["count"] for g in groups]
-    return groups, np.nanmean(r, axis=0), np.nanmean(m, axis=0), counts
-
-
-def fig2(dataset, state, path):
-    """R@20 and MRR@20 by session length (the paper's Fig. 2); the markdown for it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series = []
-    for group in ("sriem-paper", "sriem-official", "sriem-plus", "spop", "itemknn"):
-        recs = _figure_records(state, group)
-        if recs and "by_length" in recs[0]:
-            series.append((GROUPS[group]["label"], _length_series(recs)))
-    if not series:
-        return "_No run with results by length yet._"
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for label, (groups, rec, mrr, _) in series:
-        x = np.arange(len(groups))
-        axes[0].plot(x, 100 * rec, marker="o", label=label)
-        axes[1].plot(x, 100 * mrr, marker="o", label=label)
-    for ax, name in zip(axes, ("Recall@20 (%)", "MRR@20 (%)"), strict=True):
-        ax.set_xticks(np.arange(len(groups)), groups)
-        ax.set_xlabel("session length (items before the target)")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"Performance by session length on {DATASET_TITLES.get(dataset, dataset)}")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    groups, _, _, counts = series[0][1]
-    head = "| length | " + " | ".join(groups) + " |"
-    lines = [head, "|---" * (len(groups) + 1) + "|"]
-    lines.append("| test examples | " + " | ".join(str(c) for c in counts) + " |")
-    for label, (_, rec, mrr, _) in series:
-        lines.append(f"| {label} R@20 | " + " | ".join(pct(v) for v in rec) + " |")
-        lines.append(f"| {label} MRR@20 | " + " | ".join(pct(v) for v in mrr) + " |")
-    return "\n".join(lines)
-
-
-def fig3(dataset, state, path):
-    """SR-IEM vs SR-STAMP vs SR-SAT (the paper's Fig. 3); the markdown for it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    bars = []
-    for group in ("sriem-paper", "sr-stamp", "sr-sat"):
-        recs = _figure_records(state, group)
-        if recs:
-            rr = 100 * np.array([r["test"]["Recall@20"] for r in recs])
-            mm = 100 * np.array([r["test"]["MRR@20"] for r in recs])
-            sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0  # noqa: E731
-            bars.append((GROUPS[group]["label"], rr.mean(), sd(rr), mm.mean(), sd(mm), len(recs)))
-    if not bars:
-        return "_No SR-IEM, SR-STAMP or SR-SAT run finished yet._"
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
-    x = np.arange(len(bars))
-    for ax, (col, name) in zip(axes, ((1, "Recall@20 (%)"), (3, "MRR@20 (%)")), strict=True):
-        values = [b[col] for b in bars]
-        ax.bar(x, values, yerr=[b[col + 1] for b in bars], capsize=4, color="C0")
-        ax.set_xticks(x, [b[0] for b in bars], fontsize=8)
-        ax.set_ylabel(name)
-        ax.set_ylim(0, max(values) * 1.15 + 1e-9)
-        for xi, v in zip(x, values, strict=True):
-            ax.text(xi, v / 2, f"{v:.2f}", ha="center", va="center", color="white", fontsize=9)
-    fig.suptitle(
-        f"Importance modules in SR-IEM's framework on {DATASET_TITLES.get(dataset, dataset)}"
-    )
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    lines = ["| module | runs | R@20 | MRR@20 |", "|---|---|---|---|"]
-    for label, r, rs, m, ms, n in bars:
-        pm = (f" ± {rs:.2f}", f" ± {ms:.2f}") if n > 1 else ("", "")
-        lines.append(f"| {label} | {n} | {r:.2f}{pm[0]} | {m:.2f}{pm[1]} |")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------
-# Table 3
-# ----------------------------------------------------------------------
-TABLE3_HEADER = [
-    "| method | training s / epoch | relative | test s (whole test set) | relative |",
-    "|---|---|---|---|---|",
-]
-
-
-def table3(dataset, state, bench):
-    timing = state["runs"].get("timing")
-    if is_done(timing):
-        return _table3_side_by_side(timing)
-    return _table3_from_runs(dataset, state, bench)
-
-
-def _paper_table3_note():
-    c, g = PAPER_TABLE3["CSRM"], PAPER_TABLE3["SR-GNN"]
-    return (
-        "The paper's Table 3 gives only CSRM and SR-GNN relative to SR-IEM (DIGINETICA: "
-        f"training {c[2]:.2f} and {g[2]:.2f}, test {c[3]:.2f} and {g[3]:.2f}); we have "
-        "neither model."
-    )
-
-
-def _table3_side_by_side(timing):
-    """Table 3 from the ``timing`` group: every model timed in one process, in rounds."""
-    models = timing["models"]
-    base = models["sriem-paper"]
-    b_train, b_test = base["train_epoch_seconds"], base["test_seconds"]
-    lines = list(TABLE3_HEADER)
-    for group, t in models.items():
-        tr, te = t["train_epoch_seconds"], t["test_seconds"]
-        lines.append(
-            f"| {GROUPS[group]['label']} | {tr:.1f} | {tr / b_train:.2f} | "
-            f"{te:.1f} | {te / b_test:.2f} |"
-        )
-    torch = timing.get("torch")
-    if torch and torch.get("torch_step_ms"):
-        te = timing["test_examples"] / torch["torch_eval_ex_per_s"]
-        for key, adam in (("torch_step_ms", "Adam"), ("torch_step_ms_fusedadam", "fused Adam")):
-            if torch.get(key):
-                tr = torch[key] / 1e3 * timing["batches_per_epoch"]
-                lines.append(
-                    f"| PyTorch reference ({adam}; torch {torch.get('torch', '?')}, "
-                    f"{torch.get('torch_threads', '?')} threads) | {tr:.1f} | "
-                    f"{tr / b_train:.2f} | {te:.1f} | {te / b_test:.2f} |"
-                )
-        torch_note = (
-            " The PyTorch reference (`../shared/bench/run_torch_reference.sh`) ran in the same "
-            "command right after our rounds, on synthetic batches of DIGINETICA's shape; its "
-            "median step time and evaluation speed are scaled the same way."
-        )
-    else:
-        torch_note = " The PyTorch reference was not run (its script was not found or failed)."
-    threads = timing.get("threads") or "all"
-    return (
-        "\n".join(lines)
-        + f"\n\nMeasured side by side by the `timing` group in one process ({threads} "
-        f"threads): in each of {timing['rounds']} rounds, every model does "
-        f"{timing['steps']} training steps on the same batches and ranks the same "
-        f"{timing['timed_test_examples']} test examples; the median round is scaled to one "
-        f"epoch ({timing['batches_per_epoch']} steps) and to the {timing['test_examples']} test "
-        "examples. Relative to SR-IEM (paper). The model runs above were made one or two at a "
-        "time with different thread counts, so their own epoch times (in the runs table) are "
-        "not comparable." + torch_note + " " + _paper_table3_note()
-    )
-
-
-def _table3_from_runs(dataset, state, bench):
-    """Table 3 from the runs' own epoch times, until the ``timing`` group has run."""
-    base = _records(state, "sriem-paper")
-    if not base:
-        return "_Not measured: needs a finished SR-IEM (paper) run._"
-    base_name, base = base[0]
-    b_train = float(np.mean(base["train_seconds"]))
-    b_test = float(base["test_seconds"])
-    lines = list(TABLE3_HEADER)
-    for group in ("sriem-paper", "sriem-official", "sr-stamp", "sr-sat"):
-        recs = _records(state, group)
-        if not recs:
-            continue
-        name, r = recs[0]
-        tr, te = float(np.mean(r["train_seconds"])), float(r["test_seconds"])
-        lines.append(
-            f"| {GROUPS[group]['label']} (`{name}`) | {tr:.1f} | {tr / b_train:.2f} | "
-            f"{te:.1f} | {te / b_test:.2f} |"
-        )
-    note = ""
-    if bench and dataset == "diginetica" and bench.get("torch_train_ex_per_s"):
-        tr = base["examples_per_epoch"] / bench["torch_train_ex_per_s"]
-        te = base["test_examples"] / bench["torch_eval_ex_per_s"]
-        lines.append(
-            f"| PyTorch reference (torch {bench.get('torch', '?')}, "
-            f"{bench.get('torch_threads', '?')} threads) | {tr:.1f} | {tr / b_train:.2f} | "
-            f"{te:.1f} | {te / b_test:.2f} |"
-        )
-        note = (
-            "\nThe PyTorch row is computed from the `bench.json` of `../shared/bench` "
-            "(kept as `docs/reproduction/torch-bench.json`), measured in another run than "
-            "ours, so its ratio is indicative only."
-        )
-    return (
-        "\n".join(lines)
-        + "\n\nTimes are means over the epochs of each run (training only) and one timed "
-        f"pass over the {base['test_examples']} test examples with the selected model, "
-        f"relative to `{base_name}`; comparable only when the runs used the same threads on "
-        "a quiet machine. `--runs timing` measures them side by side instead. "
-        + _paper_table3_note()
-        + note
-    )
-
-
-# ----------------------------------------------------------------------
 # Learning curves
 # ----------------------------------------------------------------------
 def curves_table(state):
@@ -703,7 +406,7 @@ def runs_table(state):
         else:
             ep, sel, seed = "-", "-", "-"
             cmd = f"in-process (`minisriem.baselines`), L = {s.get('L')}"
-        wall = _duration(r.get("wall_seconds", 0.0))
+        wall = duration(r.get("wall_seconds", 0.0))
         memory = f"{r['peak_rss_mb'] / 1024:.2f} GiB" if r.get("peak_rss_mb") else "-"
         commit = f"`{r['commit'][:10]}`" if r.get("commit") else "not recorded"
         if r.get("selection_from"):

@@ -77,7 +77,7 @@ from minisriem.experiments.state import (
     load_state,
     update_state,
 )
-from minisriem.experiments.timing import default_torch_script
+from minisriem.experiments.timing import default_torch_python, default_torch_script
 
 DEFAULT_OUT = os.path.join("runs", "reproduce")
 DEFAULT_STATE = os.path.join("docs", "reproduction")  # small, committed: survives the runs
@@ -181,9 +181,16 @@ def build_parser():
     cli.add_threads_option(p)
     cli.add_settings(p, TimingOptions)
     p.add_argument(
+        "--torch-python",
+        default=default_torch_python(),
+        help="the Python with torch that runs benchmarks/torch_sriem.py in the timing group "
+        "(default: $MINISRIEM_TORCH_PYTHON, or this one if it has torch; '' to skip)",
+    )
+    p.add_argument(
         "--torch-script",
         default=default_torch_script(),
-        help="the PyTorch reference's script, run by the timing group ('' to skip)",
+        help="a second PyTorch reference (../shared/bench/run_torch_reference.sh), run after "
+        "the project's own when present ('' to skip)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
@@ -255,7 +262,11 @@ def _reproduce(args, argv, groups, seeds):
 
     if not args.report_only:
         timing = TimingPlan(
-            args.timing_steps, args.timing_rounds, args.timing_test, args.torch_script or None
+            args.timing_steps,
+            args.timing_rounds,
+            args.timing_test,
+            args.torch_script or None,
+            args.torch_python or None,
         )
         ds = load_dataset(args.dataset, args.data_dir)
         key = _folder_key(args.dataset, ds.name)

@@ -12,10 +12,10 @@ def _at20(metrics):
 
 
 def _by_length(ranks, lengths):
-    from minisriem.metrics import metrics_by_length
+    from minisriem.metrics import metrics_by_length, record_names
 
     return {
-        g: {"count": m["count"], **_at20(m)}
+        g: {"count": m["count"], **_at20(record_names(m))}
         for g, m in metrics_by_length(ranks, lengths, ks=(20,)).items()
     }
 
@@ -35,7 +35,7 @@ def run_baseline(run, ds, log, keep_ranks=None):
     dict, the run's record
     """
     from minisriem.baselines import ItemKNN, SPop
-    from minisriem.metrics import model_ranks, rank_metrics
+    from minisriem.metrics import model_ranks, ranking_metrics, record_names
 
     record = {"status": "running", "label": run["label"], "extras": {}}
     L = int(ds.test.lengths.max()) if run["group"] == "spop" else 10
@@ -61,7 +61,7 @@ def run_baseline(run, ds, log, keep_ranks=None):
         ranks = model_ranks(rec, item_seq, item_seq_len, targets, batch_size=256)
         t2 = time.perf_counter()
         out = {
-            "test": _at20(rank_metrics(ranks)),
+            "test": _at20(record_names(ranking_metrics(ranks))),
             "fit_seconds": t1 - t0,
             "test_seconds": t2 - t1,
             "L": L,
@@ -113,8 +113,9 @@ def run_model(
     bool, True when the run is finished (False: interrupted)
     """
     from minisriem.checkpoint import load_model
-    from minisriem.metrics import model_ranks, rank_metrics
-    from minisriem.workflow import CONFIG_FILE, read_run_config, train
+    from minisriem.metrics import model_ranks, ranking_metrics, record_names
+    from minisriem.runs import CONFIG_FILE, read_run_config
+    from minisriem.workflow import train
 
     run_dir = os.path.join(out, run["name"])
     common = dict(
@@ -174,7 +175,7 @@ def run_model(
         test_seconds=test_seconds,
         peak_rss_mb=max((r["peak_rss_mb"] for r in history if "peak_rss_mb" in r), default=None),
         test_examples=int(len(targets)),
-        test_pass=_at20(rank_metrics(ranks)),
+        test_pass=_at20(record_names(ranking_metrics(ranks))),
         by_length=_by_length(ranks, ds.test.lengths),
     )
     return True
