@@ -1414,21 +1414,25 @@ def _l2_normalize_rows_loop(x, eps, y, norm):
             y[i, c] = x[i, c] * inv
 
 
+@njit(cache=True, error_model="numpy")
+def _l2_row_backward(dy, y, norm, dx, i):
+    """Row ``i`` of :func:`minisriem.layers.l2_normalize_backward`; ``dx`` may be ``dy``
+    itself (the row is read before it is written)."""
+    s = _row_dot(dy[i], y[i])
+    inv = y.dtype.type(1) / norm[i]
+    for c in range(y.shape[1]):
+        dx[i, c] = (dy[i, c] - y[i, c] * s) * inv
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def _l2_normalize_rows_backward_loop(dy, y, norm, dx):
     for i in prange(y.shape[0]):
-        s = _row_dot(dy[i], y[i])
-        inv = y.dtype.type(1) / norm[i]
-        for c in range(y.shape[1]):
-            dx[i, c] = (dy[i, c] - y[i, c] * s) * inv
+        _l2_row_backward(dy, y, norm, dx, i)
 
 
-# The serial twin of the loop above, on one block of rows (ItemGradient.adam_step's
-# threads); ``dx`` may be ``dy`` itself: each row is read before it is written.
+# The same rows serially, on one block (ItemGradient.adam_step's threads): Numba's
+# cache keys a function by its name and source, so the serial loop is its own function.
 @njit(nogil=True, cache=True, error_model="numpy")
 def _l2_rows_backward_serial(dy, y, norm, dx):
     for i in range(y.shape[0]):
-        s = _row_dot(dy[i], y[i])
-        inv = y.dtype.type(1) / norm[i]
-        for c in range(y.shape[1]):
-            dx[i, c] = (dy[i, c] - y[i, c] * s) * inv
+        _l2_row_backward(dy, y, norm, dx, i)
