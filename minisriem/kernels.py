@@ -1226,8 +1226,10 @@ class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
         self._dense = None
 
     def detach(self):
-        """Take a private copy of ``P`` (the workspace is about to reuse it)."""
+        """Take private copies of ``P`` and ``through`` (the workspace is about to reuse them)."""
         self.P = self.P.copy()
+        if self.through is not None:
+            self.through = tuple(a.copy() for a in self.through)
 
     def _blocks(self):
         return [b for part in item_blocks(self.shape[0] - 1, self.parts, self.block) for b in part]
@@ -1344,7 +1346,7 @@ class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
 # --------------------------------------------------------------------------
 # SR-IEM+ (issue #12): the rows of E normalised, for normalised scoring (NISER)
 # --------------------------------------------------------------------------
-def l2_normalize_rows(x, eps=1e-12):
+def l2_normalize_rows(x, eps=1e-12, out=None):
     """Numba kernel of :func:`minisriem.layers.l2_normalize_forward` on a 2-D ``x``.
 
     The same results (within float32 rounding) without NumPy's temporaries:
@@ -1356,6 +1358,9 @@ def l2_normalize_rows(x, eps=1e-12):
     ----------
     x : float array of shape (n, d), C-contiguous
     eps : float
+    out : None, or ``(y, norm)``: C-contiguous arrays of shapes (n, d) and (n, 1)
+        and ``x``'s dtype to write into (a training step reuses them: a fresh
+        34 MB array costs a page fault per 4 KB)
 
     Returns
     -------
@@ -1364,8 +1369,14 @@ def l2_normalize_rows(x, eps=1e-12):
     """
     if x.ndim != 2 or not x.flags.c_contiguous:
         raise ValueError(f"x must be a C-contiguous 2-D array, got shape {x.shape}")
-    y = np.empty_like(x)
-    norm = np.empty((x.shape[0], 1), dtype=x.dtype)
+    if out is None:
+        y = np.empty_like(x)
+        norm = np.empty((x.shape[0], 1), dtype=x.dtype)
+    else:
+        y, norm = out
+        for name, a, shape in (("y", y, x.shape), ("norm", norm, (x.shape[0], 1))):
+            if a.shape != shape or a.dtype != x.dtype or not a.flags.c_contiguous:
+                raise ValueError(f"out's {name} must be C-contiguous, {shape}, {x.dtype}")
     _l2_normalize_rows_loop(x, float(eps), y, norm.reshape(-1))
     return y, (y, norm)
 

@@ -206,23 +206,36 @@ class SRIEM:
 
     # ------------------------------------------------------------------
     # SR-IEM+ (issue #12): normalised scoring (NISER) and embedding dropout
-    def item_table(self):
+    def item_table(self, reuse=False):
         """The rows items are looked up in and scored against.
 
         ``E`` itself; with ``scale > 0`` (NISER, Gupta et al. 2019) every row
         L2-normalised, ``layers.l2_normalize_forward(E)`` (row 0, padding, stays 0;
         backend "numba": its kernel, :func:`minisriem.kernels.l2_normalize_rows`).
 
+        Parameters
+        ----------
+        reuse : bool; backend "numba" only: write the rows into the workspace
+            (``loss_and_grads`` does, after ``workspace.advance()``, and its
+            ``grads["E"]`` refers to them) instead of fresh arrays
+
         Returns
         -------
         table : array of shape (n+1, d)
         cache : the normalisation's cache, or None when ``scale == 0``
         """
+        E = self.params["E"]
         if self.scale == 0:
-            return self.params["E"], None
+            return E, None
         if self.backend == "numba":
-            return kernels.l2_normalize_rows(self.params["E"])
-        return layers.l2_normalize_forward(self.params["E"])
+            if not reuse:
+                return kernels.l2_normalize_rows(E)
+            out = (
+                self.workspace.get("E_unit", E.shape, E.dtype),
+                self.workspace.get("E_norm", (E.shape[0], 1), E.dtype),
+            )
+            return kernels.l2_normalize_rows(E, out=out)
+        return layers.l2_normalize_forward(E)
 
     def score_vector(self, z_h):
         """What the item rows are multiplied with in eq. (8): ``z_h``, or ``scale * z_h / |z_h|``.
@@ -417,7 +430,7 @@ class SRIEM:
         self.workspace.advance()  # a previous grads["E"] still held copies its P out
         P = self.workspace.get("P", (B * n,), self.dtype)
         target_idx = np.asarray(targets, dtype=np.int64) - 1
-        table, table_cache = self.item_table()
+        table, table_cache = self.item_table(reuse=True)
         with kernels.blas_single_thread():
             z_h, cache = self._session_forward_fast(item_seq, item_seq_len, step, table)  # B,d
             q, q_cache = self.score_vector(z_h)

@@ -363,3 +363,19 @@ def test_item_gradient_through_the_normalisation(dtype, parts, block):
     kernels.adam_step_numpy(E2, dense, m2, v2, 1e-2, 0.9, 0.999, 1e-8, 1e-3, 1)
     for a, b in ((E, E2), (m, m2), (v, v2)):
         np.testing.assert_allclose(a, b, rtol=tol["rtol"] * 10, atol=1e-6)
+
+
+def test_a_held_normalised_gradient_survives_the_next_step():
+    # The numba backend writes E's normalised rows into the workspace and grads["E"]
+    # refers to them; a gradient still held when the next step starts must not change.
+    rng = np.random.default_rng(5)
+    model = plus_model("norm", dtype=np.float32, backend="numba", n=40, d=8, l=4)
+    first = random_session_batch(rng, B, L, 40)
+    second = random_session_batch(rng, B, L, 40)
+    _, grads = model.loss_and_grads(*first)
+    held = grads["E"]
+    before = np.array(held)  # the dense dE, formed from the workspace's rows
+    held._dense = None  # formed again below, from what it holds then
+    model.params["E"] *= 1.5  # the next step normalises different rows into the workspace
+    model.loss_and_grads(*second)
+    np.testing.assert_array_equal(held.dense(), before)
