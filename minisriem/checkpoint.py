@@ -59,6 +59,10 @@ class SavedModel:
         Free-form facts about the model (dataset, epoch, metrics, ...).
     path : str or None
         The file it was loaded from.
+    item_tokens : list of str, or None
+        The text name of each internal id (entry 0 is padding) when the
+        training data named items by text tokens (RecBole, session-rec): then
+        sessions are written, and recommendations answered, in these tokens.
     """
 
     model: SRIEM
@@ -66,6 +70,13 @@ class SavedModel:
     item_ids: np.ndarray
     meta: dict = field(default_factory=dict)
     path: str = None
+    item_tokens: list = None
+
+    def labels(self, ids):
+        """How the user writes internal ids ``ids``: their tokens, else their raw ids (ints)."""
+        if self.item_tokens is not None:
+            return [self.item_tokens[int(i)] for i in ids]
+        return [int(x) for x in self.item_ids[np.asarray(ids, dtype=np.int64)]]
 
     def _id_index(self):
         """The raw ids sorted, and where each sits in ``item_ids`` (made once, then kept)."""
@@ -75,17 +86,23 @@ class SavedModel:
         return self._index[1:]
 
     def internal_ids(self, raw_ids):
-        """Map raw item ids to the model's ids 1..n.
+        """Map raw item ids (or, for a model with ``item_tokens``, tokens) to the ids 1..n.
 
         Parameters
         ----------
-        raw_ids : sequence of int
+        raw_ids : sequence of int, or of str when the model has ``item_tokens``
 
         Returns
         -------
         ids : int64 array of shape (m,), the known items in the order given
-        unknown : list of int, the raw ids the model has never seen
+        unknown : list of int (or str), the raw ids the model has never seen
         """
+        if self.item_tokens is not None:
+            if getattr(self, "_token_index", None) is None:
+                self._token_index = {t: i for i, t in enumerate(self.item_tokens) if i > 0}
+            raw = [str(r) for r in raw_ids]
+            ids = [self._token_index[r] for r in raw if r in self._token_index]
+            return np.asarray(ids, dtype=np.int64), [r for r in raw if r not in self._token_index]
         raw = np.asarray(list(raw_ids), dtype=np.int64)
         order, sorted_raw = self._id_index()
         pos = np.clip(np.searchsorted(sorted_raw, raw), 0, max(len(sorted_raw) - 1, 0))
@@ -171,7 +188,7 @@ def _model_arrays(fmt, model, config, item_ids):
     return arrays
 
 
-def save_model(path, model, config, item_ids, meta=None):
+def save_model(path, model, config, item_ids, meta=None, item_tokens=None):
     """Save a trained model as one ``.npz`` that loads without the training data.
 
     Parameters
@@ -181,6 +198,9 @@ def save_model(path, model, config, item_ids, meta=None):
     config : Config
     item_ids : int array of shape (n_items + 1,), raw id of each internal id
     meta : dict, optional, JSON-serialisable facts to keep with the model
+    item_tokens : sequence of str of length n_items + 1, optional; the text
+        name of each internal id, when the data named items by text (kept as
+        the member ``item_tokens``, a JSON list)
     """
     item_ids = np.asarray(item_ids)
     if item_ids.shape != (model.n_items + 1,):
@@ -189,7 +209,24 @@ def save_model(path, model, config, item_ids, meta=None):
         )
     arrays = _model_arrays(MODEL_FORMAT, model, config, item_ids)
     arrays["meta"] = _json_array(meta or {})
+    if item_tokens is not None:
+        tokens = [str(t) for t in item_tokens]
+        if len(tokens) != model.n_items + 1:
+            raise ValueError(f"item_tokens must have n_items + 1 = {model.n_items + 1} entries")
+        arrays["item_tokens"] = _json_array(tokens)
     write_npz(path, arrays)
+
+
+def _item_tokens(archive, n_items):
+    """The optional ``item_tokens`` member: a list of n_items + 1 distinct strings, or None."""
+    if "item_tokens" not in archive.members:
+        return None
+    tokens = archive.json("item_tokens", kind=list)
+    if len(tokens) != n_items + 1 or not all(isinstance(t, str) for t in tokens):
+        archive.fail("item_tokens", f"must be a list of {n_items + 1} strings")
+    if len(set(tokens[1:])) != n_items:
+        archive.fail("item_tokens", "has duplicate tokens: each item needs its own")
+    return tokens
 
 
 def save_checkpoint(path, model, config, item_ids, optimizer, state):
@@ -404,7 +441,8 @@ def load_model(path):
     with contextlib.closing(archive):
         model, config, item_ids = _build_model(archive)
         meta = archive.json("meta")
-    return SavedModel(model, config, item_ids, meta, path)
+        tokens = _item_tokens(archive, model.n_items)
+    return SavedModel(model, config, item_ids, meta, path, tokens)
 
 
 def load_checkpoint(path):

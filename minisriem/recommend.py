@@ -55,20 +55,26 @@ def build_parser():
 MAX_RAW_ID = 2**63 - 1
 
 
-def parse_session(text, where="the session"):
-    """Raw item ids from ``"214,873,12"``.
+def parse_session(text, where="the session", tokens=False):
+    """Raw item ids from ``"214,873,12"``, or text tokens from ``"shoe-12,sock-3"``.
 
     An id is written in ASCII digits only (``1_0`` or ``٣``, which Python's
-    ``int`` would read as 10 and 3, are refused) and fits in 64 bits.
+    ``int`` would read as 10 and 3, are refused) and fits in 64 bits. With
+    ``tokens`` (a model trained on data that named items by text) each field,
+    stripped of surrounding spaces, is a token.
 
     Raises
     ------
     ValueError
-        When a field is not an integer or there is none.
+        When a field is not an integer (or an empty token) or there is none.
     """
     fields_ = [f.strip() for f in text.strip().split(",")]
     if fields_ == [""]:
         raise ValueError(f"{where} is empty: give comma-separated item ids, e.g. 214,873,12")
+    if tokens:
+        if "" in fields_:
+            raise ValueError(f"{where}: an empty item between two commas")
+        return fields_
     ids = []
     for f in fields_:
         if not (f.isascii() and f.isdigit()):
@@ -87,12 +93,14 @@ def parse_session(text, where="the session"):
     return ids
 
 
-def read_sessions(path):
+def read_sessions(path, tokens=False):
     """The sessions of a file: one per line, comma-separated raw item ids (UTF-8 text).
+
+    ``tokens``: the items are text tokens (see :func:`parse_session`).
 
     Returns
     -------
-    list of list of int
+    list of list of int (of str with ``tokens``)
 
     Raises
     ------
@@ -119,7 +127,7 @@ def read_sessions(path):
                     f"{path} line {number}: not UTF-8 text (byte {e.start + 1}); write item "
                     "ids as plain text, one session per line"
                 ) from None
-            sessions.append(parse_session(line, f"{path} line {number}"))
+            sessions.append(parse_session(line, f"{path} line {number}", tokens))
     if not sessions:
         raise ValueError(f"{path} holds no session: write one per line, e.g. 214,873,12")
     return sessions
@@ -209,10 +217,11 @@ def main(argv=None):
 
         cli.check_output_path(args.output, args.sessions, args.model, saved_path(args.model))
         saved = load_model(args.model)
+        tokens = saved.item_tokens is not None  # the data named items by text
         if args.session is not None:
-            sessions = [parse_session(args.session)]
+            sessions = [parse_session(args.session, tokens=tokens)]
         else:
-            sessions = read_sessions(args.sessions)
+            sessions = read_sessions(args.sessions, tokens)
         recs = recommend_sessions(saved, sessions, args.k, args.batch_size, warn=False)
         _warn_unknown(recs, single=args.session is not None)
         if args.session is not None and args.output is None and args.format is None:

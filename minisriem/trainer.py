@@ -184,6 +184,8 @@ class Trainer:
     train_all : data_tools Split, every training session (``fit`` and
         ``valid`` together); needed to refit, i.e. when ``valid`` is given and
         ``options.refit`` is true
+    item_tokens : sequence of str, optional; the text name of each item id,
+        when the dataset named items by text (kept in the saved model)
     """
 
     def __init__(
@@ -199,9 +201,11 @@ class Trainer:
         progress=True,
         log=print,
         train_all=None,
+        item_tokens=None,
     ):
         self.config, self.options, self.run_dir = config, options, run_dir
         self.item_ids = np.asarray(item_ids)
+        self.item_tokens = None if item_tokens is None else [str(t) for t in item_tokens]
         self.dataset_name = dataset_name
         self.progress, self.log = progress, log
         n_items = len(self.item_ids) - 1
@@ -549,4 +553,6 @@ class Trainer:
             "valid": record["valid"],
             "test": record["test"],
         }
-        checkpoint.save_model(self.path(name), self.model, self.config, self.item_ids, meta)
+        checkpoint.save_model(
+            self.path(name), self.model, self.config, self.item_ids, meta, self.item_tokens
+        )

@@ -213,6 +213,7 @@ def train(
         progress,
         log,
         train_all=ds.train,
+        item_tokens=ds.item_tokens,
     )
     if resume is None:
         os.makedirs(run_dir, exist_ok=True)
@@ -367,11 +368,13 @@ class Recommendation:
 
     Attributes
     ----------
-    items : list of int, raw item ids, best first
+    items : list of int, raw item ids, best first (str tokens for a model
+        trained on data that named items by text, see ``SavedModel.item_tokens``)
     scores : list of float, their scores (eq. 8)
-    session : list of int, the raw ids the model read (known, at most L, oldest first)
+    session : list of int (or str), the raw ids the model read (known, at most L,
+        oldest first)
     importance : list of float, the weight beta (eq. 5) of each item of ``session``
-    unknown : list of int, raw ids skipped because the model never saw them
+    unknown : list of int (or str), raw ids skipped because the model never saw them
     """
 
     items: list
@@ -410,12 +413,18 @@ def _session_ids(saved, raw_session, where):
     if not raw_session:
         raise ValueError(f"{where} is empty: give at least one item id")
     for item in raw_session:
-        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+        if saved.item_tokens is not None:  # the model names items by text tokens
+            if not isinstance(item, str):
+                raise ValueError(
+                    f"{where}: this model names items by text tokens, got {item!r}; "
+                    "pass the tokens as strings"
+                )
+        elif isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
             raise ValueError(
                 f"{where}: item ids must be integers, got {item!r} "
                 "(convert them yourself if you mean to round)"
             )
-        if not -(2**63) <= item < 2**63:
+        elif not -(2**63) <= item < 2**63:
             raise ValueError(f"{where}: item id {item} is beyond 64-bit integers")
     ids, unknown = saved.internal_ids(raw_session)
     if len(ids) == 0:
@@ -481,9 +490,9 @@ def recommend_sessions(model, sessions, k=20, batch_size=256, warn=True):
         for b, (ids, unknown) in enumerate(chunk):
             results.append(
                 Recommendation(
-                    items=[int(x) for x in saved.item_ids[top[b]]],
+                    items=saved.labels(top[b]),
                     scores=_floats(top_scores[b]),
-                    session=[int(x) for x in saved.item_ids[ids]],
+                    session=saved.labels(ids),
                     importance=_floats(beta[b, : len(ids)]),
                     unknown=unknown,
                 )

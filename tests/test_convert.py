@@ -263,3 +263,19 @@ def test_a_raw_custom_log_converts_with_its_times(tmp_path):
     back = read_input("session-rec", str(tmp_path / "sr"), name="log")
     same_examples(ds, back)
     np.testing.assert_array_equal(back.test_sessions_time, [20 * day, 20 * day + 1])
+
+
+def test_a_model_trained_on_tokens_keeps_them(tmp_path):
+    from minisriem.workflow import recommend, train
+
+    ds = made_dataset(seed=4, tokens="sku")
+    result = train(
+        ds, out=str(tmp_path / "run"), epochs=1, d=8, l=4, progress=False, log=lambda s: None
+    )
+    saved = result.load_model()
+    assert saved.item_tokens == ds.item_tokens.tolist()
+    session = ds.item_tokens[ds.test.items[: ds.test.lengths[0]]].tolist()
+    rec = recommend(saved, session, k=3)
+    assert rec.session == session[-saved.config.L :] and all(
+        t.startswith("sku-") for t in rec.items
+    )

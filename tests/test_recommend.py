@@ -143,3 +143,51 @@ def test_cli_file_of_sessions(model_file, tmp_path):
     proc = run_cli("--model", model_file, "--sessions", str(sessions), "--output", str(bad_out))
     assert proc.returncode == 2 and "line 2" in proc.stderr
     assert not bad_out.exists()  # never a half-written file
+
+
+# --------------------------------------------------------------------------
+# models trained on data that named items by text tokens (RecBole, session-rec)
+TOKENS = [""] + [f"sku-{chr(97 + i % 26)}{i}" for i in range(N_ITEMS)]  # internal id i: TOKENS[i]
+
+
+@pytest.fixture(scope="module")
+def token_model_file(saved, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok") / "model.npz"
+    ids = np.arange(N_ITEMS + 1)
+    save_model(str(path), saved.model, saved.config, ids, saved.meta, item_tokens=TOKENS)
+    return str(path)
+
+
+def test_a_token_model_answers_in_its_tokens(saved, token_model_file):
+    tok = load_model(token_model_file)
+    assert tok.item_tokens == TOKENS
+    rec = recommend(tok, [TOKENS[2], TOKENS[11], TOKENS[3]], k=5)
+    want = recommend(saved, [510, 600, 520], k=5)  # the same model with integer raw ids
+    assert rec.items == [TOKENS[(int(r) - 500) // 10 + 1] for r in want.items]
+    assert rec.session == [TOKENS[2], TOKENS[11], TOKENS[3]]
+    np.testing.assert_allclose(rec.scores, want.scores)
+    with pytest.warns(UserWarning, match="unknown to the model: nope"):
+        assert recommend(tok, ["nope", TOKENS[2]], k=2).unknown == ["nope"]
+    with pytest.raises(ValueError, match="text tokens, got 510"):
+        recommend(tok, [510], k=2)
+
+
+def test_the_recommend_command_reads_and_writes_tokens(token_model_file, tmp_path):
+    out = run_cli("--model", token_model_file, "--session", f"{TOKENS[2]}, {TOKENS[11]}", "-k", "3")
+    assert out.returncode == 0, out.stderr
+    assert TOKENS[2] in out.stdout and "sku-" in out.stdout.split("top 3")[1]
+    sessions = tmp_path / "s.txt"
+    sessions.write_text(f"{TOKENS[5]},{TOKENS[6]}\nunknown-thing,{TOKENS[1]}\n")
+    out = run_cli("--model", token_model_file, "--sessions", str(sessions), "-k", "2")
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.splitlines()[1:]
+    assert len(rows) == 4 and all(r.split(",")[2].startswith("sku-") for r in rows)
+    assert "unknown-thing" in out.stderr
+
+
+def test_a_damaged_token_list_is_refused(saved, tmp_path):
+    ids = np.arange(N_ITEMS + 1)
+    path = str(tmp_path / "model.npz")
+    save_model(path, saved.model, saved.config, ids, item_tokens=TOKENS[:-1] + [TOKENS[1]])
+    with pytest.raises(ValueError, match="item_tokens.*duplicate"):
+        load_model(path)
