@@ -43,6 +43,13 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--epochs", type=int, default=SYNTHETIC_EPOCHS, help="epochs per run")
     p.add_argument("--threads", type=int, default=None, help="threads for BLAS and Numba")
+    p.add_argument(
+        "--l2",
+        type=float,
+        default=None,
+        help="L2 penalty instead of the paper's 1e-5 (a probe: does the coupled L2 "
+        "keep the released code's Wq, Wk at zero?)",
+    )
     return p.parse_args(argv)
 
 
@@ -73,7 +80,8 @@ def mean_std(xs):
 def main(argv=None):
     args = parse_args(argv)
     ds = load_dataset("synthetic")
-    print(f"{ds}; quick-start settings, {args.epochs} epochs, seeds {args.seeds}")
+    l2 = "" if args.l2 is None else f", l2 = {args.l2:g}"
+    print(f"{ds}; quick-start settings{l2}, {args.epochs} epochs, seeds {args.seeds}")
     runs = {}
     for seed in args.seeds:
         for variant in ("paper", "official"):
@@ -88,6 +96,7 @@ def main(argv=None):
                     variant=variant,
                     seed=seed,
                     epochs=args.epochs,
+                    **({} if args.l2 is None else {"l2": args.l2}),
                 )
                 model = result.load_model().model
             sel = result.summary["selected"]
