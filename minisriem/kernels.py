@@ -412,8 +412,6 @@ def adam_step(w, g, m, v, lr, beta1, beta2, eps, l2, t):
     g = np.ascontiguousarray(g, dtype=w.dtype)
     if g.shape != w.shape:
         raise ValueError(f"g must have w's shape {w.shape}, got {g.shape}")
-    # the scalars in w's dtype, so a float32 update is computed in float32
-    s = w.dtype.type
     # waking the threads costs more than updating a small array (W0, Wq, Wk) alone
     loop = _adam_step_loop if w.size >= ADAM_PARALLEL_MIN_SIZE else _adam_step_loop_serial
     loop(
@@ -421,8 +419,20 @@ def adam_step(w, g, m, v, lr, beta1, beta2, eps, l2, t):
         g.reshape(-1),
         m.reshape(-1),
         v.reshape(-1),
-        s(lr / (1.0 - beta1**t)),  # step size: lr over the bias correction of m
-        s(1.0 / (1.0 - beta2**t)),  # 1 over the bias correction of v
+        *adam_scalars(w.dtype, lr, beta1, beta2, eps, l2, t),
+    )
+
+
+def adam_scalars(dtype, lr, beta1, beta2, eps, l2, t):
+    """The scalar arguments of :func:`_adam_update`, in ``dtype`` (a float32 update stays float32).
+
+    ``(step_size, inv_bc2, beta1, 1 - beta1, beta2, 1 - beta2, eps, l2)`` with the step size
+    ``lr`` over the bias correction of ``m`` and ``inv_bc2`` 1 over that of ``v``.
+    """
+    s = np.dtype(dtype).type
+    return (
+        s(lr / (1.0 - beta1**t)),
+        s(1.0 / (1.0 - beta2**t)),
         s(beta1),
         s(1.0 - beta1),
         s(beta2),
@@ -1297,16 +1307,7 @@ class ItemGradient(np.lib.mixins.NDArrayOperatorsMixin):
             if not a.flags.c_contiguous or a.shape != self.shape or a.dtype != self.dtype:
                 raise ValueError(f"{name} must be C-contiguous of shape {self.shape}, {self.dtype}")
         s = self.dtype.type
-        scalars = (
-            s(lr / (1.0 - beta1**t)),
-            s(1.0 / (1.0 - beta2**t)),
-            s(beta1),
-            s(1.0 - beta1),
-            s(beta2),
-            s(1.0 - beta2),
-            s(eps),
-            s(l2),
-        )
+        scalars = adam_scalars(self.dtype, lr, beta1, beta2, eps, l2, t)
         zero = np.zeros(d, dtype=self.dtype)
         _adam_step_loop_serial(w[0], zero, m[0], v[0], *scalars)  # padding: no gradient
         ranges = item_blocks(n, self.parts, self.block)
