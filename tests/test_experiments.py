@@ -89,6 +89,13 @@ def test_plan_runs():
         "sriem-paper-seed1-refit",
     ]
     assert again[-1]["of"] == "sriem-paper-seed1"
+    # a retrained probe changes one thing and keeps the headline's E*: a refit run only
+    probes = plan.plan_runs(["probe-whole-sessions", "probe-released-loader"], [0, 1], 6, {})
+    assert [(r["name"], r["kind"], r["of"]) for r in probes] == [
+        ("probe-whole-sessions-seed0-refit", "refit", "sriem-paper-seed0"),
+        ("probe-released-loader-seed0-refit", "refit", "sriem-paper-seed0"),
+    ]
+    assert probes[0]["settings"]["L"] == 69 and probes[1]["settings"]["shuffle"] is False
 
 
 def test_baselines_and_page(tmp_path, capsys):
@@ -289,6 +296,20 @@ def test_the_all_training_data_probe_runs_only_when_named(tmp_path):
     text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
     probe = "| SR-IEM (paper), all training sessions, last epoch | fixed epochs, all training"
     assert probe + " sessions | 1 (seed 0) |" in text
+
+
+def test_a_retrained_probe_is_a_refit_for_the_headlines_epoch_count(tmp_path):
+    runs = "sriem-paper,probe-released-loader"
+    assert run(tmp_path, "--runs", runs, "--seeds", "0", "--epochs", "2", *TINY) == 0
+    records = state(tmp_path)["runs"]
+    probe = records["probe-released-loader-seed0-refit"]
+    assert "probe-released-loader-seed0" not in records
+    assert probe["selection_from"] == "sriem-paper-seed0"
+    assert probe["settings"]["epochs"] == records["sriem-paper-seed0"]["selected_epoch"]
+    assert probe["settings"]["batch_size"] == 256 and probe["settings"]["valid_fraction"] == 0
+    text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
+    epochs = probe["settings"]["epochs"]
+    assert f"(refit, seed 0, E* = {epochs} of `sriem-paper-seed0`) |" in text
 
 
 # ----------------------------------------------------------------------

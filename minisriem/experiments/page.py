@@ -227,7 +227,8 @@ def probes_table(dataset, state):
             dr = 100 * r["test"]["Recall@20"] - head["recall@20"]
             dm = 100 * r["test"]["MRR@20"] - head["mrr@20"]
             lines.append(
-                f"| {spec['label']} (refit, seed {r['settings']['seed']}) | "
+                f"| {spec['label']} (refit, seed {r['settings']['seed']}, "
+                f"E* = {r['settings']['epochs']} of `{r.get('selection_from', '?')}`) | "
                 f"{pct(r['test']['Recall@20'])} | {pct(r['test']['MRR@20'])} | "
                 f"{dr:+.2f} | {dm:+.2f} |"
             )

@@ -58,7 +58,9 @@ GROUPS = {
         "ablation": True,
         "optional": True,
     },
-    # Probes: only when named in --runs, never in the default plan.
+    # Probes: only when named in --runs, never in the default plan. A retrained probe
+    # changes one thing and holds the epoch count at the headline's E* ("epochs_of": the
+    # phase-1 run it takes E* from), so it is a refit run only.
     "sriem-all-train": {
         "kind": "model",
         "label": "SR-IEM (paper), all training sessions, last epoch",
@@ -71,6 +73,7 @@ GROUPS = {
         "label": "SR-IEM (paper), whole sessions (L = 69, DIGINETICA's longest)",
         "variant": "paper",
         "settings": {"L": 69},
+        "epochs_of": "sriem-paper-seed0",
         "optional": True,
     },
     "probe-released-loader": {
@@ -78,6 +81,7 @@ GROUPS = {
         "label": "SR-IEM (paper), the released code's loader (batch 256, no shuffling)",
         "variant": "paper",
         "settings": {"batch_size": 256, "shuffle": False},
+        "epochs_of": "sriem-paper-seed0",
         "optional": True,
     },
     "probe-ties": {
@@ -123,7 +127,8 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
     filled in when that run is done). Seeds after the first take the first
     seed's E* (``"of"`` is the first seed's phase-1 run) unless their own
     phase-1 run is already recorded; probes without a validation split get no
-    refit run.
+    refit run, and a group with ``"epochs_of"`` (the retrained probes) gets only
+    a refit run, taking E* from that phase-1 run.
     """
     runs = []
     for group in groups:
@@ -161,6 +166,8 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
             name = f"{group}-seed{seed}"
             first = f"{group}-seed{seeds[0]}"
             own = seed == seeds[0] or name in (recorded or ())
+            if "epochs_of" in spec:
+                own, first = False, spec["epochs_of"]
             if own:
                 runs.append(
                     {
