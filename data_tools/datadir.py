@@ -11,7 +11,8 @@ these that the folder holds is used:
    S2-DHCN). The number of items ``n`` is the largest item id found (ids
    run 1..n as in SR-GNN, some possibly unused).
 2. For the names below, the raw file of the table.
-3. RecBole's pre-split ``NAME.train.inter`` and ``NAME.test.inter``, or
+3. RecBole's pre-split ``NAME.train.inter`` and ``NAME.test.inter`` (a
+   ``NAME.valid.inter`` beside them joins the training examples), or
    its session log ``NAME.inter`` (prepared with the protocol, the last 7
    days for testing); see :mod:`data_tools.recbole`.
 4. session-rec's ``NAME_train_full.txt`` and ``NAME_test.txt``; see
@@ -174,6 +175,9 @@ def _exchange_files(name, folder):
     for kind, files in candidates:
         paths = [os.path.join(folder, f) for f in files]
         if all(os.path.isfile(p) for p in paths):
+            valid = os.path.join(folder, f"{name}.valid.inter")  # read with the training file
+            if kind == "recbole" and os.path.isfile(valid):
+                paths.append(valid)
             return kind, paths
     return None
 

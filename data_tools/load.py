@@ -88,7 +88,7 @@ def _build(name, kind, folder, paths, options):
     if kind == "srgnn":
         return import_srgnn(folder, name)
     if kind == "recbole":
-        return read_recbole_split(*paths, name=name)
+        return read_recbole_split(paths[0], paths[1], name=name)  # paths[2]: its valid file
     if kind == "recbole-inter":
         return prepare_recbole_inter(paths[0], name=name)
     if kind == "session-rec":

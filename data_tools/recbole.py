@@ -10,12 +10,15 @@ names each column and its type, ``name:type``. Two forms hold sessions:
     protocol (:mod:`data_tools.protocol`) like a custom CSV: clicks ordered
     by time within a session, rare items and short sessions dropped, the
     last ``test_days`` days for testing, items numbered by first appearance.
-``NAME.train.inter`` and ``NAME.test.inter``, the pre-split benchmark form
+``NAME.train.inter`` and ``NAME.test.inter`` (and ``NAME.valid.inter``), the pre-split form
     header ``session_id:token	item_id_list:token_seq	item_id:token``, one
     example per row: the prefix (space-separated, oldest first) and the next
     item. These are read as prepared examples, in file order: nothing is
     dropped or reordered. Consecutive rows with the same ``session_id`` are
-    one session. Items are numbered by first appearance (each row's list,
+    one session. A ``NAME.valid.inter`` beside the training file is read as
+    more training examples after it (with a warning): our trainer cuts its
+    own validation split from the training sessions, so RecBole's would
+    otherwise be lost. Items are numbered by first appearance (each row's list,
     then its target; training rows first), which for files written from
     SR-GNN pickles gives back the pickles' own ids; ``keep_ids`` uses integer
     tokens as the ids instead.
@@ -26,6 +29,7 @@ items are written as their tokens, or else their raw ids.
 """
 
 import os
+import warnings
 from array import array
 
 import numpy as np
@@ -47,6 +51,7 @@ SPLIT_COLUMNS = {
 }
 SPLIT_HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token"
 TRAIN_SUFFIX, TEST_SUFFIX, RAW_SUFFIX = ".train.inter", ".test.inter", ".inter"
+VALID_SUFFIX = ".valid.inter"
 
 
 def split_paths(folder, name):
@@ -194,6 +199,10 @@ def _to_split(rows, new_id):
 def read_recbole_split(train_path, test_path, name=None, keep_ids=False):
     """Read RecBole's pre-split ``NAME.train.inter`` and ``NAME.test.inter`` as examples.
 
+    A ``NAME.valid.inter`` beside ``train_path`` joins the training examples,
+    after the training file's rows (RecBole's validation sessions come between
+    its training and test sessions), with a warning that says so.
+
     Parameters
     ----------
     train_path, test_path : str
@@ -214,6 +223,15 @@ def read_recbole_split(train_path, test_path, name=None, keep_ids=False):
         name = base[: -len(TRAIN_SUFFIX)] if base.endswith(TRAIN_SUFFIX) else base
     item_codes = {}
     train_rows = _read_split_file(train_path, item_codes)
+    valid_path = _valid_beside(train_path)
+    if valid_path is not None:
+        valid_rows = _read_split_file(valid_path, item_codes)
+        train_rows = _concatenate(train_rows, valid_rows)
+        warnings.warn(
+            f"{valid_path}: its {len(valid_rows.lengths)} examples are read as training "
+            "examples after the training file's; the trainer holds out its own validation split",
+            stacklevel=2,
+        )
     test_rows = _read_split_file(test_path, item_codes)
     order = np.concatenate((_reading_order(train_rows), _reading_order(test_rows)))
     new_id, item_ids, item_tokens = number_items(order, list(item_codes), keep_ids, train_path)
@@ -224,9 +242,28 @@ def read_recbole_split(train_path, test_path, name=None, keep_ids=False):
         "protocol": "RecBole pre-split atomic files imported as they are",
         "input_format": "recbole",
         "keep_ids": keep_ids,
-        "source": fingerprint([train_path, test_path]),
+        "source": fingerprint([p for p in (train_path, valid_path, test_path) if p]),
     }
     return ds
+
+
+def _valid_beside(train_path):
+    """``FOLDER/NAME.valid.inter`` when it exists beside ``FOLDER/NAME.train.inter``, else None."""
+    if not train_path.endswith(TRAIN_SUFFIX):
+        return None
+    path = train_path[: -len(TRAIN_SUFFIX)] + VALID_SUFFIX
+    return path if os.path.isfile(path) else None
+
+
+def _concatenate(first, second):
+    """The rows of two split files as one, ``second``'s sessions numbered after ``first``'s."""
+    runs = int(first.session[-1]) + 1
+    return _Examples(
+        np.concatenate((first.lengths, second.lengths)),
+        np.concatenate((first.items, second.items)),
+        np.concatenate((first.targets, second.targets)),
+        np.concatenate((first.session, second.session + runs)),
+    )
 
 
 def _reading_order(rows):

@@ -61,6 +61,33 @@ def test_a_recbole_pre_split_pair_made_by_hand(tmp_path):
     assert ds.sessions_items.tolist() == [1, 2, 3, 3, 1]
 
 
+def test_a_recbole_valid_file_joins_the_training_examples(tmp_path):
+    header = "session_id:token\titem_id_list:token_seq\titem_id:token"
+    train = write(tmp_path / "shop.train.inter", [header, "s1\ta\tb", "s2\tb\tc"])
+    test = write(tmp_path / "shop.test.inter", [header, "s9\tc\ta"])
+    assert examples(read_recbole_split(train, test).train) == [([1], 2), ([2], 3)]
+    write(tmp_path / "shop.valid.inter", [header, "s2\tc\td", "s5\td b\ta"])
+    with pytest.warns(
+        UserWarning, match=r"shop\.valid\.inter: its 2 examples are read as training"
+    ):
+        ds = read_recbole_split(train, test)
+    assert examples(ds.train) == [([1], 2), ([2], 3), ([3], 4), ([4, 2], 1)]
+    # s2 in the validation file is a session of its own, after the training file's
+    assert ds.train.session.tolist() == [0, 1, 2, 3]
+    assert examples(ds.test) == [([3], 1)]
+    assert len(ds.provenance["source"]) == 3  # the three files, fingerprinted
+    # through load_dataset: prepared once, then loaded from the cache (same fingerprint)
+    folder = tmp_path / "data" / "shop"
+    folder.mkdir(parents=True)
+    for f in ("shop.train.inter", "shop.valid.inter", "shop.test.inter"):
+        os.replace(tmp_path / f, folder / f)
+    with pytest.warns(UserWarning, match="read as training"):
+        first = load_dataset("shop", data_dir=str(tmp_path / "data"))
+    assert (folder / "prepared").is_dir()
+    again = load_dataset("shop", data_dir=str(tmp_path / "data"))  # no warning: the cache
+    assert examples(again.train) == examples(first.train) == examples(ds.train)
+
+
 def test_a_session_rec_pair_made_by_hand(tmp_path):
     train = write(
         tmp_path / "shop_train_full.txt",
