@@ -121,6 +121,17 @@ def test_baselines_and_page(tmp_path, capsys):
     assert f"{page.DISCUSSION_START}\n{mine}{page.DISCUSSION_END}" in again
     assert len(state(tmp_path)["invocations"]) == 2
 
+    # a tuned kNN baseline's record beside the state is drawn in Fig. 2 and listed under it
+    by_length = runs["spop"]["by_length"]
+    halved = {g: {**v, "Recall@20": v["Recall@20"] / 2} for g, v in by_length.items()}
+    knn = {"method": "V-SKNN", "test": runs["spop"]["test"], "by_length": halved}
+    (tmp_path / "state" / "synthetic" / "vsknn.json").write_text(json.dumps(knn))
+    assert run(tmp_path, "--report-only") == 0
+    text = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
+    fig2 = text[text.index("### Fig. 2") : text.index("### Fig. 3")]
+    row = next(ln for ln in fig2.splitlines() if ln.startswith("| V-SKNN R@20 |"))
+    assert row.split(" | ")[1] == f"{50 * next(iter(by_length.values()))['Recall@20']:.2f}"
+
 
 def test_model_run_is_resumed_after_an_interruption(tmp_path):
     tiny = ["--runs", "sr-sat", "--epochs", "1", *TINY]

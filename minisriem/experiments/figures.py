@@ -28,8 +28,12 @@ def _length_series(recs):
     return groups, np.nanmean(r, axis=0), np.nanmean(m, axis=0), counts
 
 
-def fig2(dataset, state, path):
-    """R@20 and MRR@20 by session length (the paper's Fig. 2); the markdown for it."""
+def fig2(dataset, state, path, extra=()):
+    """R@20 and MRR@20 by session length (the paper's Fig. 2); the markdown for it.
+
+    ``extra``: ``[(label, record)]`` of results kept outside the state (the tuned
+    kNN baselines), each drawn when its record has ``by_length`` with the same groups.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,6 +44,9 @@ def fig2(dataset, state, path):
         recs = _figure_records(state, group)
         if recs and "by_length" in recs[0]:
             series.append((GROUPS[group]["label"], _length_series(recs)))
+    for label, record in extra:
+        if "by_length" in record and (not series or list(record["by_length"]) == series[0][1][0]):
+            series.append((label, _length_series([record])))
     if not series:
         return "_No run with results by length yet._"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

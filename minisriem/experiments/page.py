@@ -493,7 +493,9 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench, state_dir=None):
         f"![Fig. 2]({fig_rel}/{dataset}-fig2.png)\n\n"
         "Test examples grouped by the number of items before the target (10 and more in one "
         "group: the model reads the 10 most recent). Models: the refit runs (phase-1 runs "
-        "where no refit run is done yet), mean over seeds.\n\n" + fig2(dataset, state, f2)
+        "where no refit run is done yet), mean over seeds; V-SKNN and STAN: their tuned "
+        "settings fitted on every training session.\n\n"
+        + fig2(dataset, state, f2, knn_results(state_dir))
     )
     f3 = os.path.join(fig_dir, f"{dataset}-fig3.png")
     parts.append(
