@@ -1403,14 +1403,23 @@ def l2_normalize_rows_backward(dy, cache):
 @njit(cache=True, error_model="numpy")
 def _row_dot(a, b):
     """``a . b`` of two rows, in eight running sums (lanes) so that it vectorises: one
-    running sum is a chain of dependent additions, four times slower here."""
-    lanes = np.zeros(8, dtype=a.dtype)
+    running sum is a chain of dependent additions, four times slower here. The lanes
+    are scalars, not an array: an array would be allocated for every row (twice as slow
+    over DIGINETICA's E). They are added in order, lane 0 first."""
+    zero = a.dtype.type(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
     n, j = a.shape[0], 0
     while j + 8 <= n:
-        for u in range(8):
-            lanes[u] += a[j + u] * b[j + u]
+        s0 += a[j] * b[j]
+        s1 += a[j + 1] * b[j + 1]
+        s2 += a[j + 2] * b[j + 2]
+        s3 += a[j + 3] * b[j + 3]
+        s4 += a[j + 4] * b[j + 4]
+        s5 += a[j + 5] * b[j + 5]
+        s6 += a[j + 6] * b[j + 6]
+        s7 += a[j + 7] * b[j + 7]
         j += 8
-    total = lanes.sum()
+    total = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
     for c in range(j, n):
         total += a[c] * b[c]
     return total
