@@ -269,6 +269,13 @@ def test_plan_has_sriem_plus_per_seed_and_its_ablations():
         want = {k: v for k, v in runs[0]["settings"].items() if k != "d"}
         assert phase1["settings"] == {**want, key: value}
         assert refit["kind"] == "refit" and refit["of"] == phase1["name"]
+    # the preset's neighbours, compared on validation only: phase 1, no refit
+    near = {"plus-scale-8": ("scale", 8.0), "plus-scale-32": ("scale", 32.0)}
+    near["plus-dropout-0.3"] = ("dropout", 0.3)
+    for group, (key, value) in near.items():
+        (phase1,) = plan.plan_runs([group], [0, 1], 5, {})
+        want = {k: v for k, v in runs[0]["settings"].items() if k != "d"}
+        assert phase1["kind"] == "model" and phase1["settings"] == {**want, key: value}
 
 
 def test_reproduction_records_sriem_plus_and_its_ablation(tmp_path):

@@ -58,6 +58,35 @@ GROUPS = {
         "ablation": True,
         "optional": True,
     },
+    # The preset's neighbours, to choose its settings on validation (phase 1 only: the
+    # choice reads validation figures; one seed, meant for YOOCHOOSE 1/64, the quicker).
+    "plus-scale-8": {
+        "kind": "model",
+        "label": "SR-IEM+ with scale 8",
+        "variant": "paper",
+        "settings": {**PLUS, "scale": 8.0},
+        "ablation": True,
+        "phase1_only": True,
+        "optional": True,
+    },
+    "plus-scale-32": {
+        "kind": "model",
+        "label": "SR-IEM+ with scale 32",
+        "variant": "paper",
+        "settings": {**PLUS, "scale": 32.0},
+        "ablation": True,
+        "phase1_only": True,
+        "optional": True,
+    },
+    "plus-dropout-0.3": {
+        "kind": "model",
+        "label": "SR-IEM+ with dropout 0.3",
+        "variant": "paper",
+        "settings": {**PLUS, "dropout": 0.3},
+        "ablation": True,
+        "phase1_only": True,
+        "optional": True,
+    },
     # Probes: only when named in --runs, never in the default plan. A retrained probe
     # changes one thing and holds the epoch count at the headline's E* ("epochs_of": the
     # phase-1 run it takes E* from), so it is a refit run only.
@@ -128,7 +157,8 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
     seed's E* (``"of"`` is the first seed's phase-1 run) unless their own
     phase-1 run is already recorded; probes without a validation split get no
     refit run, and a group with ``"epochs_of"`` (the retrained probes) gets only
-    a refit run, taking E* from that phase-1 run.
+    a refit run, taking E* from that phase-1 run; a ``"phase1_only"`` group
+    (the preset's neighbours, compared on validation) gets no refit run.
     """
     runs = []
     for group in groups:
@@ -178,7 +208,7 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None):
                         "settings": settings,
                     }
                 )
-            if settings.get("valid_fraction", 0.1) > 0:
+            if settings.get("valid_fraction", 0.1) > 0 and not spec.get("phase1_only"):
                 refit = {k: v for k, v in settings.items() if k != "epochs"}
                 runs.append(
                     {
