@@ -13,8 +13,9 @@ command runs its work through :func:`run`::
 import argparse
 import math
 import sys
+import warnings
 
-from .errors import DataError
+from .errors import DataError, one_line_warning
 
 TIME_FORMATS = ("auto", "unix", "unix_ms", "iso")
 
@@ -142,6 +143,7 @@ def run(body):
     int, ``body``'s status (None counts as 0); 2 with ``error: ...`` on stderr for
     a DataError, ValueError or OSError; 130 with one line on Ctrl-C
     """
+    warnings.formatwarning = one_line_warning
     try:
         try:
             return body() or 0

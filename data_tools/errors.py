@@ -8,3 +8,13 @@ class DataError(Exception):
     what to do. Command-line tools print it as ``error: <message>`` and exit
     with status 2; library callers can catch it like any exception.
     """
+
+
+def one_line_warning(message, category, filename, lineno, line=None):
+    """``warnings.formatwarning`` for the command-line tools: ``warning: MESSAGE``, one line.
+
+    Python's default format adds the file, line and source line of the code that
+    warned, which tells a user of a command nothing. The library keeps the default;
+    the commands install this one.
+    """
+    return "warning: " + " ".join(str(message).split()) + "\n"

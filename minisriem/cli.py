@@ -20,6 +20,7 @@ This module imports nothing heavy, so ``--threads`` can still limit BLAS.
 import argparse
 import os
 import sys
+import warnings
 from dataclasses import fields
 
 from minisriem.config import check_value, option_name
@@ -203,6 +204,9 @@ def run(body, threads=None):
         if threads is not None:
             limit_threads(threads)
         from data_tools import DataError  # NumPy loads here, after limit_threads
+        from data_tools.errors import one_line_warning
+
+        warnings.formatwarning = one_line_warning
 
         try:
             return body()

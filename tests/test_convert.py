@@ -279,3 +279,23 @@ def test_a_model_trained_on_tokens_keeps_them(tmp_path):
     assert rec.session == session[-saved.config.L :] and all(
         t.startswith("sku-") for t in rec.items
     )
+
+
+def test_a_command_prints_a_warning_as_one_line(tmp_path):
+    rb = tmp_path / "rb"
+    rb.mkdir()
+    header = "session_id:token\titem_id_list:token_seq\titem_id:token\n"
+    (rb / "shop.train.inter").write_text(header + "s1\ta b\tc\ns2\tb\tc\n")
+    (rb / "shop.valid.inter").write_text(header + "s3\tc\ta\n")
+    (rb / "shop.test.inter").write_text(header + "s9\ta\tb\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_tools.convert", "--from", "recbole", "--input",
+         str(rb / "shop.train.inter"), "--to", "srgnn", "--out", str(tmp_path / "pickles")],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines == [
+        f"warning: {rb / 'shop.valid.inter'}: its 1 examples are read as training examples "
+        "after the training file's; the trainer holds out its own validation split"
+    ]
