@@ -171,25 +171,15 @@ def table2(dataset, state, state_dir=None):
         "|---|---|---|---|---|---|---|",
     ]
     rows = table2_rows(dataset, state, state_dir)
-    shown = {row["method"] for row in rows}
-    for spec in GROUPS.values():
-        if spec["kind"] not in ("baseline", "model") or spec.get("optional"):
-            continue
-        if spec["label"] in shown:
-            continue
-        p = _paper_figures(dataset, spec["label"])
-        paper = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
-        lines.append(f"| {spec['label']} | | not run | - | - | {paper[0]} | {paper[1]} |")
     notes = {method: "settings chosen on validation" for method, _ in knn_results(state_dir)}
     for group, note in (("spop", "L = {L}"), ("itemknn", "last item")):
         for _, rec in finished_records(state, group):
             notes[GROUPS[group]["label"]] = note.format(L=rec.get("L"))
-    first_of_method = set()
-    for row in rows:
+
+    def line(row, first):
         p = _paper_figures(dataset, row["method"])
         paper = ("", "")
-        if row["method"] not in first_of_method:
-            first_of_method.add(row["method"])
+        if first:
             if p:
                 paper = (f"{p[0]:.2f}", f"{p[1]:.2f}")
             elif row["method"] in (GROUPS["sr-stamp"]["label"], GROUPS["sr-sat"]["label"]):
@@ -201,10 +191,24 @@ def table2(dataset, state, state_dir=None):
         std = row["std"]
         r = f"{row['recall@20']:.2f}" + (f" ± {std[0]:.2f}" if std else "")
         m = f"{row['mrr@20']:.2f}" + (f" ± {std[1]:.2f}" if std else "")
-        lines.append(
+        return (
             f"| {row['method']} | {PROTOCOL_TEXT[row['protocol']]} | {runs} | {r} | {m} | "
             f"{paper[0]} | {paper[1]} |"
         )
+
+    # the methods in the plan's order, a method not run yet where it would stand
+    order = [spec for spec in GROUPS.values() if spec["kind"] in ("baseline", "model")]
+    labels = list(dict.fromkeys(spec["label"] for spec in order))
+    labels += [row["method"] for row in rows if row["method"] not in labels]
+    for label in dict.fromkeys(labels):
+        mine = [row for row in rows if row["method"] == label]
+        for i, row in enumerate(mine):
+            lines.append(line(row, i == 0))
+        spec = next((s for s in order if s["label"] == label), None)
+        if not mine and spec is not None and not spec.get("optional"):
+            p = _paper_figures(dataset, label)
+            paper = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
+            lines.append(f"| {label} | | not run | - | - | {paper[0]} | {paper[1]} |")
     for group in ("spop", "itemknn"):
         for _, rec in finished_records(state, group):
             for extra in rec.get("extras", {}).values():
