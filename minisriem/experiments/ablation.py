@@ -26,8 +26,9 @@ def ablation_table(state):
     full = seed0_runs(state, "sriem-plus")
     rows.append((f"{GROUPS['sriem-plus']['label']} (every addition)", full))
     for group, spec in GROUPS.items():
-        if spec.get("ablation") and seed0_runs(state, group):
-            rows.append((spec["label"], seed0_runs(state, group)))
+        runs = seed0_runs(state, group) if spec.get("ablation") else {}
+        if runs:
+            rows.append((spec["label"], runs))
     if len(rows) == 1:
         return ""
     plain = seed0_runs(state, "sriem-paper")

@@ -197,15 +197,16 @@ def table2(dataset, state, state_dir=None):
         )
 
     # the methods in the plan's order, a method not run yet where it would stand
-    order = [spec for spec in GROUPS.values() if spec["kind"] in ("baseline", "model")]
-    labels = list(dict.fromkeys(spec["label"] for spec in order))
-    labels += [row["method"] for row in rows if row["method"] not in labels]
-    for label in dict.fromkeys(labels):
+    specs = {}
+    for spec in GROUPS.values():
+        if spec["kind"] in ("baseline", "model"):
+            specs.setdefault(spec["label"], spec)
+    labels = list(specs) + [m for m in dict.fromkeys(r["method"] for r in rows) if m not in specs]
+    for label in labels:
         mine = [row for row in rows if row["method"] == label]
         for i, row in enumerate(mine):
             lines.append(line(row, i == 0))
-        spec = next((s for s in order if s["label"] == label), None)
-        if not mine and spec is not None and not spec.get("optional"):
+        if not mine and label in specs and not specs[label].get("optional"):
             p = _paper_figures(dataset, label)
             paper = (f"{p[0]:.2f}", f"{p[1]:.2f}") if p else ("-", "-")
             lines.append(f"| {label} | | not run | - | - | {paper[0]} | {paper[1]} |")
