@@ -196,11 +196,13 @@ def test_preset_selects_its_settings_and_explicit_options_win():
     assert {k: got[k] for k in preset} == preset
     got = settings(["--preset", "sriem-plus", "--scale", "8", "--dropout=0"])
     assert got["scale"] == 8.0 and got["dropout"] == 0.0
-    assert got["affinity"] == preset["affinity"]
+    assert got["affinity"] == preset["affinity"] and got["shuffle"] is False
+    assert settings(["--preset", "sriem-plus", "--shuffle"])["shuffle"] is True
     plain = settings([])
     assert (plain["scale"], plain["dropout"], plain["affinity"]) == (0.0, 0.0, "variant")
     help_text = build_parser().format_help()
     assert "--preset" in help_text and "--scale" in help_text and "--affinity" in help_text
+    assert "--no-shuffle" in " ".join(help_text.split())  # the preset's bool, as an option
 
 
 def test_saved_plus_model_round_trip(tmp_path):
@@ -276,6 +278,13 @@ def test_plan_has_sriem_plus_per_seed_and_its_ablations():
         (phase1,) = plan.plan_runs([group], [0, 1], 5, {})
         want = {k: v for k, v in runs[0]["settings"].items() if k != "d"}
         assert phase1["kind"] == "model" and phase1["settings"] == {**want, key: value}
+    # the preset trains in time order; its shuffled neighbour keeps a refit
+    assert runs[0]["settings"]["shuffle"] is False
+    phase1, refit = plan.plan_runs(["plus-shuffled"], [0], 5, {})
+    assert phase1["settings"]["shuffle"] is True and refit["settings"]["shuffle"] is True
+    # --no-refit: phase 1 of every seed that has its own, nothing else
+    runs = plan.plan_runs(["sriem-plus", "plus-no-norm"], [0, 1], 5, {}, refit=False)
+    assert [r["name"] for r in runs] == ["sriem-plus-seed0", "plus-no-norm-seed0"]
 
 
 def test_reproduction_records_sriem_plus_and_its_ablation(tmp_path):
@@ -325,6 +334,15 @@ def test_reproduction_records_sriem_plus_and_its_ablation(tmp_path):
     summary = json.loads((tmp_path / "state" / "summary.json").read_text())
     assert not any("without" in r["method"] for r in summary)  # not a Table 2 row
     assert page.GROUPS["plus-no-norm"]["ablation"]
+    # --no-refit: phase 1 only; its row in the ablation table gives phase 1's test figures
+    assert reproduce.main([*argv, "--runs", "plus-no-dropout", "--no-refit"]) == 0
+    with open(tmp_path / "state" / "synthetic" / "state.json") as f:
+        runs = json.load(f)["runs"]
+    assert "plus-no-dropout-seed0" in runs and "plus-no-dropout-seed0-refit" not in runs
+    text = (tmp_path / "R.md").read_text()
+    table = text[text.index("### Ablation of SR-IEM+") :].split("\n\n")[2].splitlines()
+    row = next(ln for ln in table if ln.startswith("| SR-IEM+ without embedding"))
+    assert " | validation-selected | " in row
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

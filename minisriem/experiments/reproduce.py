@@ -171,6 +171,11 @@ def build_parser():
         default=DEFAULT_BENCH,
         help="the PyTorch reference's bench.json, for Table 3 (read if present)",
     )
+    p.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="phase 1 of each model run only, no refit (settings compared on validation)",
+    )
     p.add_argument("--report-only", action="store_true", help="only rewrite the page")
     p.add_argument(
         "--refresh",
@@ -290,7 +295,9 @@ def _reproduce(args, argv, groups, seeds):
                 ["python", "-m", "minisriem.experiments.reproduce", *(argv or sys.argv[1:])]
             ),
         )
-        runs = plan_runs(groups, seeds, epochs, overrides, job.finished_names())
+        runs = plan_runs(
+            groups, seeds, epochs, overrides, job.finished_names(), refit=not args.no_refit
+        )
         status = job.execute(runs)
         if status != 0:
             return status
