@@ -519,11 +519,11 @@ def dataset_section(dataset, state, fig_dir, fig_rel, bench, state_dir=None):
         parts.append(
             "### Ablation of SR-IEM+\n\n"
             "SR-IEM+ is SR-IEM (paper) with normalised scoring (NISER), dropout on the "
-            "looked-up embeddings and a learnable importance form "
-            "(`python -m minisriem.train --preset sriem-plus`); each row below switches one "
-            "addition off or moves one setting (`plus-scale-8`, ...: phase 1 only), the last "
-            "has none. The settings are chosen on the validation columns only; the test "
-            "columns are reported, not looked at.\n\n" + ablation
+            "looked-up embeddings, a learnable importance form and training in the file's "
+            "time order (`python -m minisriem.train --preset sriem-plus`); each row below "
+            "switches one addition off or moves one setting (`plus-scale-8`, ...: phase 1 "
+            "only), the last has none. The settings are chosen on the validation columns "
+            "only; the test columns are reported, not looked at.\n\n" + ablation
         )
     parts.append("### Table 3: time\n\n" + table3(dataset, state, bench))
     curves = curves_table(state)
