@@ -210,7 +210,7 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None, refit=True):
                     }
                 )
             if refit and settings.get("valid_fraction", 0.1) > 0 and not spec.get("phase1_only"):
-                refit = {k: v for k, v in settings.items() if k != "epochs"}
+                phase2 = {k: v for k, v in settings.items() if k != "epochs"}
                 runs.append(
                     {
                         "name": f"{name}-refit",
@@ -218,7 +218,7 @@ def plan_runs(groups, seeds, epochs, overrides, recorded=None, refit=True):
                         "kind": "refit",
                         "label": spec["label"],
                         "of": name if own else first,
-                        "settings": {**refit, "valid_fraction": 0.0},
+                        "settings": {**phase2, "valid_fraction": 0.0},
                     }
                 )
     return runs
