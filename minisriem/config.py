@@ -93,6 +93,14 @@ def option_name(f):
     return f.metadata.get("flags", (None,))[0] or "--" + f.name.replace("_", "-")
 
 
+def flag_words(flag, value):
+    """A setting as command-line words: ``["--scale", "16.0"]``; a bool as ``["--shuffle"]``
+    or ``["--no-shuffle"]`` (the options are ``argparse.BooleanOptionalAction``)."""
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + flag[2:]]
+    return [flag, str(value)]
+
+
 class Settings:
     """``to_dict`` / ``from_dict`` and range checks for a dataclass of settings (saved as JSON)."""
 

@@ -16,7 +16,7 @@ import sys
 from dataclasses import fields
 
 from minisriem import cli
-from minisriem.config import PRESETS, Config, Limits, TrainOptions, option_name
+from minisriem.config import PRESETS, Config, Limits, TrainOptions, flag_words, option_name
 
 DATASETS = ("synthetic", "diginetica", "yoochoose1_64", "yoochoose1_4", "custom")
 FIELDS = {f.name: f for f in fields(Config) + fields(TrainOptions)}
@@ -50,7 +50,11 @@ def build_parser():
         choices=sorted(PRESETS),
         default=None,
         help="a named set of settings; options given explicitly override it. sriem-plus: "
-        + " ".join(_flag_text(FIELDS[k], v) for k, v in PRESETS["sriem-plus"].items()),
+        + " ".join(
+            word
+            for k, v in PRESETS["sriem-plus"].items()
+            for word in flag_words(option_name(FIELDS[k]), v)
+        ),
     )
     cli.add_settings(plus, Config, ["scale", "dropout", "affinity"])
     opt = p.add_argument_group("optimisation")
@@ -76,13 +80,6 @@ def build_parser():
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
     return p
-
-
-def _flag_text(f, value):
-    """How a setting is written on the command line: ``--scale 16.0``, ``--no-shuffle``."""
-    if isinstance(value, bool):
-        return option_name(f) if value else "--no-" + option_name(f)[2:]
-    return f"{option_name(f)} {value}"
 
 
 def apply_preset(args, argv):

@@ -120,16 +120,18 @@ def test_memory_a_setting_implies_is_refused_before_allocating(tmp_path):
     ids[0] = -1
     split = augment(np.array([0, 3, 6]), np.array([1, 2, 3, 4, 5, n], dtype=np.int32))
     ds = Dataset("wide", ids, split, split, np.array([0, 3, 6]), np.array([1, 2, 3, 4, 5, n]))
-    sparse = pytest.warns(UserWarning, match="the largest item id is 2,000,000 but only 6")
+    sparse_ids = "the largest item id is 2,000,000 but only 6"  # the warning of every train()
     with (
-        sparse,
+        pytest.warns(UserWarning, match=sparse_ids),
         pytest.raises(ValueError, match=r"needs about [\d,.]+ GB, more than the limit") as e,
     ):
         train(ds, out=str(tmp_path / "r"), d=4096, l=8, epochs=1, valid_fraction=0)
     assert "--max-memory-gb" in str(e.value) and not (tmp_path / "r").exists()
     # variation: a low limit refuses even small settings; raising it lets the run start
-    sparse = pytest.warns(UserWarning, match="the largest item id is 2,000,000 but only 6")
-    with sparse, pytest.raises(ValueError, match="more than the limit of 0.0 GB"):
+    with (
+        pytest.warns(UserWarning, match=sparse_ids),
+        pytest.raises(ValueError, match="more than the limit of 0.0 GB"),
+    ):
         train(ds, out=str(tmp_path / "r"), d=8, l=4, epochs=1, valid_fraction=0,
               max_memory_gb=0.01)  # fmt: skip
 

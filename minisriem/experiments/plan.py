@@ -7,7 +7,7 @@ into runs, each an ordinary trainer run or an in-process baseline.
 
 import shlex
 
-from minisriem.config import PRESETS
+from minisriem.config import PRESETS, flag_words
 
 PLUS = PRESETS["sriem-plus"]
 """SR-IEM+'s settings (issue #12), the same as ``python -m minisriem.train --preset sriem-plus``."""
@@ -58,8 +58,6 @@ GROUPS = {
         "ablation": True,
         "optional": True,
     },
-    # The preset's neighbours, to choose its settings on validation (phase 1 only: the
-    # choice reads validation figures; one seed, meant for YOOCHOOSE 1/64, the quicker).
     # Probes: only when named in --runs, never in the default plan. A retrained probe
     # changes one thing and holds the epoch count at the headline's E* ("epochs_of": the
     # phase-1 run it takes E* from), so it is a refit run only.
@@ -230,11 +228,7 @@ def train_command(dataset, data_dir, settings, run_dir):
     if data_dir:
         parts += ["--data-dir", data_dir]
     for key, value in settings.items():
-        flag = key.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(f"--{flag}" if value else f"--no-{flag}")
-        else:
-            parts += [f"--{flag}", str(value)]
+        parts += flag_words("--" + key.replace("_", "-"), value)
     parts += ["--out", run_dir]
     return shlex.join(parts)
 
